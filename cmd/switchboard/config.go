@@ -1,0 +1,73 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Config is Switchboard's configuration: environment first, flags may override (SPEC §2).
+type Config struct {
+	Addr            string
+	DataDir         string
+	DatabaseURL     string
+	PublicURL       string
+	JWTSecret       string
+	EncryptionKey   string
+	LogLevel        string
+	SegmentEndpoint string
+}
+
+// option is one row of the configuration table: its variable, its flag and its default.
+type option struct {
+	env, flag, def, help string
+	secret               bool
+	dst                  func(*Config) *string
+}
+
+// options is the configuration table; the README's table is written from it.
+var options = []option{
+	{"SWITCHBOARD_ADDR", "addr", ":8080", "address to listen on", false, func(c *Config) *string { return &c.Addr }},
+	{"SWITCHBOARD_DATA_DIR", "data-dir", "./data", "directory for the database and generated key files", false, func(c *Config) *string { return &c.DataDir }},
+	{"SWITCHBOARD_DATABASE_URL", "database-url", "", "SQLite file path or DSN (default <data-dir>/switchboard.db)", false, func(c *Config) *string { return &c.DatabaseURL }},
+	{"SWITCHBOARD_PUBLIC_URL", "public-url", "", "base URL used to build webhook URLs (default http://localhost:<port>)", false, func(c *Config) *string { return &c.PublicURL }},
+	{"SWITCHBOARD_JWT_SECRET", "", "", "JWT signing secret, at least 32 characters (default: generated into <data-dir>/jwt.key)", true, func(c *Config) *string { return &c.JWTSecret }},
+	{"SWITCHBOARD_ENCRYPTION_KEY", "", "", "32-byte key (64 hex chars or base64) sealing secrets at rest (default: generated into <data-dir>/encryption.key)", true, func(c *Config) *string { return &c.EncryptionKey }},
+	{"SWITCHBOARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, func(c *Config) *string { return &c.LogLevel }},
+	{"SWITCHBOARD_SEGMENT_ENDPOINT", "segment-endpoint", "https://api.segment.io", "default Segment API base URL for write keys registered without one", false, func(c *Config) *string { return &c.SegmentEndpoint }},
+}
+
+// bindConfig fills c from the environment and registers a flag for each option that has one, so
+// that fs.Parse lets a flag override its variable. Secrets have no flag: flags show up in `ps`.
+func bindConfig(fs *flag.FlagSet, c *Config) {
+	for _, o := range options {
+		v := o.def
+		if e, ok := os.LookupEnv(o.env); ok && e != "" {
+			v = e
+		}
+		*o.dst(c) = v
+		if o.flag != "" {
+			fs.StringVar(o.dst(c), o.flag, v, o.help+" ($"+o.env+")")
+		}
+	}
+}
+
+// databasePath is the SQLite file to open.
+func (c *Config) databasePath() string {
+	if c.DatabaseURL != "" {
+		return c.DatabaseURL
+	}
+	return filepath.Join(c.DataDir, "switchboard.db")
+}
+
+// logger builds the JSON logger at the configured level.
+func (c *Config) logger(w *os.File) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.ToLower(c.LogLevel))); err != nil {
+		return nil, fmt.Errorf("SWITCHBOARD_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+}

@@ -1,0 +1,111 @@
+// Package auth issues and verifies Switchboard's JWTs, hashes inbound secrets and seals the
+// secrets Switchboard must be able to read back (write keys, shared secrets).
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
+)
+
+// Issuer is the `iss` of every token; tokens from anyone else are refused.
+const Issuer = "switchboard"
+
+// Roles a token can carry.
+const (
+	RoleOperator = "operator"
+	RoleTenant   = "tenant"
+)
+
+// Claims are the claims of a Switchboard token.
+type Claims struct {
+	Role     string `json:"role"`
+	TenantID string `json:"tid,omitempty"`
+	Gen      int64  `json:"gen,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Tokens signs and verifies HS256 JWTs with one key.
+type Tokens struct {
+	key    []byte
+	parser *jwt.Parser
+	now    func() time.Time
+}
+
+// NewTokens returns a Tokens using key (at least 32 bytes) for HS256.
+func NewTokens(key []byte) (*Tokens, error) {
+	if len(key) < 32 {
+		return nil, fmt.Errorf("auth: the JWT signing key must be at least 32 bytes, got %d", len(key))
+	}
+	t := &Tokens{key: key, now: time.Now}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), // refuses none, RS256, HS512, …
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(Issuer),
+		jwt.WithTimeFunc(func() time.Time { return t.now() }),
+		jwt.WithLeeway(30*time.Second),
+	)
+	return t, nil
+}
+
+// Operator mints an operator token valid for ttl.
+func (t *Tokens) Operator(ttl time.Duration) (string, time.Time, error) {
+	return t.sign(Claims{Role: RoleOperator}, ttl)
+}
+
+// Tenant mints a tenant token of generation gen valid for ttl.
+func (t *Tokens) Tenant(tenantID string, gen int64, ttl time.Duration) (string, time.Time, error) {
+	return t.sign(Claims{Role: RoleTenant, TenantID: tenantID, Gen: gen}, ttl)
+}
+
+func (t *Tokens) sign(c Claims, ttl time.Duration) (string, time.Time, error) {
+	if ttl <= 0 {
+		return "", time.Time{}, domain.Errorf(domain.EINVALID, "ttl: must be a positive duration")
+	}
+	now := t.now().UTC()
+	exp := now.Add(ttl).Truncate(time.Second)
+	c.Issuer = Issuer
+	c.IssuedAt = jwt.NewNumericDate(now)
+	c.ExpiresAt = jwt.NewNumericDate(exp)
+	c.ID = domain.NewID("jwt_")
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.key)
+	return s, exp, err
+}
+
+// Verify checks a token's algorithm, signature, issuer and expiry and returns its claims.
+// Every failure is EUNAUTHORIZED with a message that does not echo the token.
+func (t *Tokens) Verify(token string) (*Claims, error) {
+	var c Claims
+	if _, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil }); err != nil {
+		return nil, domain.Errorf(domain.EUNAUTHORIZED, "%s", tokenProblem(err))
+	}
+	switch {
+	case c.Role == RoleOperator && c.TenantID == "":
+	case c.Role == RoleTenant && c.TenantID != "":
+	default:
+		return nil, domain.Errorf(domain.EUNAUTHORIZED, "token has no valid role")
+	}
+	return &c, nil
+}
+
+func tokenProblem(err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "token has expired"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "token lacks a required claim (exp)"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "token signature is invalid or its algorithm is not HS256"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return "token was not issued by switchboard"
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "token is not valid yet"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "token is malformed"
+	}
+	return "token is invalid"
+}

@@ -1,0 +1,99 @@
+// Package server is Switchboard's HTTP face: the gin router, its middleware (request id,
+// logging, metrics, recovery, auth), the admin handlers and the hook endpoints.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+// Default limits.
+const (
+	// AdminBodyLimit caps admin API request bodies; they are small JSON objects.
+	AdminBodyLimit = 1 << 20
+	// HookBodyLimit caps webhook bodies: SparkPost sends up to ~1,000 events, several MB.
+	HookBodyLimit = 16 << 20
+)
+
+// Config is what the server needs from the outside.
+type Config struct {
+	DB        *store.DB
+	Tokens    *auth.Tokens
+	Box       *auth.Box
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+	PublicURL string // base of webhook URLs, without a trailing slash
+
+	// SegmentEndpoint is the default Segment API base URL for write keys registered without one.
+	SegmentEndpoint string
+
+	// Ready lists extra readiness checks (workers running); /readyz fails when one fails.
+	Ready []func(context.Context) error
+
+	// BodyLimit overrides AdminBodyLimit (tests use a small one).
+	BodyLimit int64
+}
+
+// Server holds the router and what its handlers share.
+type Server struct {
+	Config
+	engine  *gin.Engine
+	metrics *httpMetrics
+}
+
+// New builds the router.
+func New(cfg Config) *Server {
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = AdminBodyLimit
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry)}
+	s.engine = s.routes()
+	return s
+}
+
+// Handler returns the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Routes lists every registered route as "METHOD /path/:param".
+func (s *Server) Routes() []gin.RouteInfo { return s.engine.Routes() }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops accepting connections
+// and waits up to grace for in-flight requests to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
