@@ -43,6 +43,9 @@ func (s *Server) routes() *gin.Engine {
 	t.POST("/tokens/revoke", s.revokeTenantTokens)
 	t.PUT("/segment", s.putSegment)
 	t.GET("/segment", s.getSegment)
+
+	s.sourceRoutes(r, t)
+	s.destinationRoutes(r, t)
 	return r
 }
 

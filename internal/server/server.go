@@ -42,6 +42,10 @@ type Config struct {
 
 	// BodyLimit overrides AdminBodyLimit (tests use a small one).
 	BodyLimit int64
+
+	// Sources and Destinations carry what the direction A and B handlers need.
+	Sources      SourceConfig
+	Destinations DestinationConfig
 }
 
 // Server holds the router and what its handlers share.

@@ -1,0 +1,286 @@
+// Package delivery is the outbox engine both directions share: it claims due deliveries per
+// tenant, hands them to a target's Sender, and records what came of them — delivered, retried
+// with exponential backoff and jitter (honouring Retry-After), or dead once expired. Each tenant
+// has a lane of its own, so one tenant's slow or failing receiver never delays another's.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+// MaxAge is how long a delivery is retried before it is dead (SPEC §5.3: 72 h).
+const MaxAge = 72 * time.Hour
+
+// Result is a Sender's verdict on one delivery.
+type Result struct {
+	// Err is nil when the receiver accepted the message.
+	Err error
+	// RetryAfter is the receiver's Retry-After, when it gave one.
+	RetryAfter time.Duration
+	// Hold puts the delivery back without counting the attempt, with this reason (e.g.
+	// "no_write_key"); HoldFor says when to look again.
+	Hold    string
+	HoldFor time.Duration
+}
+
+// Sender sends one tenant's claimed deliveries of one target and returns one Result per
+// delivery, in order. It must return by the time ctx ends; whatever it has not sent by then is
+// a failure to retry.
+type Sender interface {
+	Send(ctx context.Context, tenantID string, ds []*store.Delivery) []Result
+}
+
+// Options tune an Engine.
+type Options struct {
+	Target string // the deliveries.target this engine serves
+	// Batch is how many deliveries a lane claims at once.
+	Batch int
+	// SendTimeout bounds one Send call.
+	SendTimeout time.Duration
+	// Backoff gives the delay before attempt n+1 after n failed attempts (jitter is added).
+	Backoff func(attempts int) time.Duration
+	// Idle is how long a lane with nothing due sleeps at most before looking again.
+	Idle time.Duration
+	// Observe, when set, is told what each finished claim came to (for metrics).
+	Observe func(tenantID string, delivered, failed, dead int)
+}
+
+// DefaultBackoff doubles from 1 s up to 1 h.
+func DefaultBackoff(attempts int) time.Duration {
+	d := time.Second << min(max(attempts-1, 0), 12)
+	return min(d, time.Hour)
+}
+
+// Engine runs the lanes of one target.
+type Engine struct {
+	db     *store.DB
+	sender Sender
+	opt    Options
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	lanes   map[string]*lane
+	running bool
+}
+
+type lane struct {
+	wake  chan struct{}
+	woken bool // a Notify arrived since the lane last looked for work
+}
+
+// NewEngine returns an engine; Start runs it.
+func NewEngine(db *store.DB, sender Sender, opt Options, log *slog.Logger) *Engine {
+	if opt.Batch <= 0 {
+		opt.Batch = 1000
+	}
+	if opt.SendTimeout <= 0 {
+		opt.SendTimeout = 60 * time.Second
+	}
+	if opt.Backoff == nil {
+		opt.Backoff = DefaultBackoff
+	}
+	if opt.Idle <= 0 {
+		opt.Idle = 30 * time.Second
+	}
+	return &Engine{db: db, sender: sender, opt: opt, log: log, lanes: map[string]*lane{}}
+}
+
+// Start hands back rows a previous process left claimed, then starts a lane for every tenant
+// with pending deliveries.
+func (e *Engine) Start(ctx context.Context) error {
+	if n, err := e.db.ReleaseSending(ctx, e.opt.Target); err != nil {
+		return err
+	} else if n > 0 {
+		e.log.Info("handed back deliveries left claimed by an earlier run", "target", e.opt.Target, "count", n)
+	}
+	tenants, err := e.db.PendingTenants(ctx, e.opt.Target)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.running = true
+	e.mu.Unlock()
+	for _, t := range tenants {
+		e.Notify(t)
+	}
+	return nil
+}
+
+// Running reports whether the engine is started and not closed (for /readyz).
+func (e *Engine) Running() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.running
+}
+
+// Notify tells the engine that a tenant may have new due deliveries: it wakes the tenant's lane
+// or starts one.
+func (e *Engine) Notify(tenantID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.running {
+		return
+	}
+	if l, ok := e.lanes[tenantID]; ok {
+		l.woken = true
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	l := &lane{wake: make(chan struct{}, 1)}
+	e.lanes[tenantID] = l
+	e.wg.Add(1)
+	go e.run(tenantID, l)
+}
+
+// Close stops every lane: a Send in progress gets until ctx ends to finish, then the rows still
+// claimed are handed back to pending for the next start.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.running {
+		e.mu.Unlock()
+		return nil
+	}
+	e.running = false
+	for _, l := range e.lanes {
+		select { // a sleeping lane wakes, sees the engine stopping and ends
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	e.cancel() // ends the lanes' sleeps, and any Send still running
+	<-done
+	_, err := e.db.ReleaseSending(context.Background(), e.opt.Target)
+	return err
+}
+
+// stopping reports whether Close was called; lanes finish their current claim and stop.
+func (e *Engine) stopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.running
+}
+
+func (e *Engine) run(tenantID string, l *lane) {
+	defer e.wg.Done()
+	for !e.stopping() {
+		e.mu.Lock()
+		l.woken = false
+		e.mu.Unlock()
+		n, err := e.once(tenantID)
+		if err != nil {
+			if errors.Is(err, store.ErrClosed) {
+				return
+			}
+			e.log.Error("delivery lane", "target", e.opt.Target, "tenant_id", tenantID, "error", err.Error())
+			e.sleep(l, time.Second)
+			continue
+		}
+		if n > 0 {
+			continue // there may be more due right now
+		}
+		next, ok, err := e.db.NextDue(e.ctx, e.opt.Target, tenantID)
+		if err != nil {
+			e.sleep(l, time.Second)
+			continue
+		}
+		if !ok {
+			// Nothing pending at all: end the lane unless a Notify came in meanwhile.
+			e.mu.Lock()
+			if !l.woken {
+				delete(e.lanes, tenantID)
+				e.mu.Unlock()
+				return
+			}
+			e.mu.Unlock()
+			continue
+		}
+		e.sleep(l, min(time.Until(next), e.opt.Idle))
+	}
+}
+
+func (e *Engine) sleep(l *lane, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-l.wake:
+	case <-e.ctx.Done():
+	}
+}
+
+// once claims one batch of due deliveries of a tenant, sends it and records the outcomes.
+func (e *Engine) once(tenantID string) (int, error) {
+	ds, err := e.db.ClaimDeliveries(e.ctx, e.opt.Target, tenantID, e.opt.Batch)
+	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, e.opt.SendTimeout)
+	results := e.sender.Send(ctx, tenantID, ds)
+	cancel()
+	now := e.db.Now()
+	outs := make([]store.Outcome, len(ds))
+	failed := 0
+	for i, d := range ds {
+		outs[i].ID = d.ID
+		var r Result
+		if i < len(results) {
+			r = results[i]
+		} else {
+			r.Err = errors.New("sender returned no result")
+		}
+		switch {
+		case r.Hold != "":
+			outs[i].Hold, outs[i].NextAt = r.Hold, now.Add(r.HoldFor)
+		case r.Err == nil:
+			outs[i].Delivered = true
+		default:
+			failed++
+			wait := jitter(e.opt.Backoff(d.Attempts))
+			wait = max(wait, r.RetryAfter)
+			outs[i].Err, outs[i].NextAt = r.Err.Error(), now.Add(wait)
+		}
+	}
+	// Record with a context of its own: outcomes of a finished Send must be kept even while
+	// shutting down, or the receiver would get them twice.
+	delivered, dead, err := e.db.FinishDeliveries(context.Background(), outs)
+	if err != nil {
+		return len(ds), err
+	}
+	if e.opt.Observe != nil {
+		e.opt.Observe(tenantID, delivered, failed-dead, dead)
+	}
+	return len(ds), nil
+}
+
+// jitter spreads d by ±20% so that many failed deliveries do not retry in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}

@@ -1,0 +1,337 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"   // waiting to be sent (see Reason)
+	StatusSending   = "sending"   // claimed by a sender; handed back on shutdown or after a crash
+	StatusDelivered = "delivered" // the receiver accepted it
+	StatusDead      = "dead"      // retried until it expired; re-queueable
+	StatusPaused    = "paused"    // its source is paused
+)
+
+// Delivery is one outbound message with its attempts.
+type Delivery struct {
+	ID          int64     `json:"id"`
+	TenantID    string    `json:"-"`
+	Target      string    `json:"target"`
+	OriginID    string    `json:"origin_id"`
+	RefID       int64     `json:"-"`
+	MessageID   string    `json:"message_id"`
+	Payload     []byte    `json:"-"`
+	Status      string    `json:"status"`
+	Reason      string    `json:"reason,omitempty"`
+	Attempts    int       `json:"attempts"`
+	NextAt      time.Time `json:"next_attempt_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	LastError   string    `json:"last_error,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	DeliveredAt time.Time `json:"delivered_at"`
+}
+
+// NewDelivery is what a producer puts into the outbox.
+type NewDelivery struct {
+	TenantID  string
+	Target    string
+	OriginID  string
+	RefID     int64
+	MessageID string
+	Payload   []byte
+	Status    string // StatusPending (default) or StatusPaused
+	Reason    string
+	NotBefore time.Time     // zero: now
+	MaxAge    time.Duration // how long it is retried before it is dead
+}
+
+// InsertDelivery adds a delivery inside the caller's transaction, so that the outbox row commits
+// together with whatever caused it.
+func InsertDelivery(tx *sql.Tx, now time.Time, d NewDelivery) (int64, error) {
+	if d.Status == "" {
+		d.Status = StatusPending
+	}
+	next := d.NotBefore
+	if next.IsZero() {
+		next = now
+	}
+	var id int64
+	err := tx.QueryRow(`INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
+		next_at, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?) RETURNING id`,
+		d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
+		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now)).Scan(&id)
+	return id, err
+}
+
+const deliveryColumns = `id, tenant_id, target, origin_id, COALESCE(ref_id, 0), message_id, payload, status, COALESCE(reason, ''),
+	attempts, next_at, expires_at, COALESCE(last_error, ''), created_at, updated_at, COALESCE(delivered_at, 0)`
+
+func scanDelivery(row interface{ Scan(...any) error }) (*Delivery, error) {
+	var d Delivery
+	var next, exp, created, updated, delivered int64
+	if err := row.Scan(&d.ID, &d.TenantID, &d.Target, &d.OriginID, &d.RefID, &d.MessageID, &d.Payload, &d.Status, &d.Reason,
+		&d.Attempts, &next, &exp, &d.LastError, &created, &updated, &delivered); err != nil {
+		return nil, err
+	}
+	d.NextAt, d.ExpiresAt, d.CreatedAt, d.UpdatedAt, d.DeliveredAt = fromMillis(next), fromMillis(exp), fromMillis(created), fromMillis(updated), fromMillis(delivered)
+	return &d, nil
+}
+
+// ClaimDeliveries marks up to limit due deliveries of one tenant and target as sending, counts
+// the attempt, and returns them oldest first.
+func (db *DB) ClaimDeliveries(ctx context.Context, target, tenantID string, limit int) ([]*Delivery, error) {
+	var out []*Delivery
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		now := toMillis(db.Now())
+		rows, err := tx.Query(`UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE target = ? AND tenant_id = ? AND status = 'pending' AND next_at <= ?
+				ORDER BY next_at, id LIMIT ?)
+			RETURNING `+deliveryColumns, now, target, tenantID, now, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	// RETURNING gives no order guarantee.
+	slices.SortFunc(out, func(a, b *Delivery) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+// Outcome is what became of one claimed delivery.
+type Outcome struct {
+	ID        int64
+	Delivered bool
+	Err       string    // the failure, when not delivered
+	Hold      string    // a reason to put the row back without counting the attempt (no_write_key, …)
+	NextAt    time.Time // when to try again (failures and holds)
+}
+
+// FinishDeliveries records outcomes of claimed deliveries in one transaction. A failed delivery
+// past its expiry becomes dead. It returns how many became delivered and dead.
+func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, dead int, err error) {
+	err = db.Write(ctx, func(tx *sql.Tx) error {
+		delivered, dead = 0, 0
+		now := toMillis(db.Now())
+		for _, o := range outs {
+			switch {
+			case o.Delivered:
+				if _, err := tx.Exec(`UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL
+					WHERE id = ? AND status = 'sending'`, now, now, o.ID); err != nil {
+					return err
+				}
+				delivered++
+			case o.Hold != "":
+				if _, err := tx.Exec(`UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0), reason = ?, next_at = ?, updated_at = ?
+					WHERE id = ? AND status = 'sending'`, o.Hold, toMillis(o.NextAt), now, o.ID); err != nil {
+					return err
+				}
+			default:
+				var status string
+				if err := tx.QueryRow(`UPDATE deliveries SET status = CASE WHEN expires_at <= ? THEN 'dead' ELSE 'pending' END,
+					last_error = ?, next_at = ?, updated_at = ?, reason = NULL WHERE id = ? AND status = 'sending' RETURNING status`,
+					now, truncate(o.Err, 1000), toMillis(o.NextAt), now, o.ID).Scan(&status); err != nil && err != sql.ErrNoRows {
+					return err
+				}
+				if status == StatusDead {
+					dead++
+				}
+			}
+		}
+		return nil
+	})
+	return delivered, dead, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// ReleaseSending hands every delivery of target still marked sending back to pending: called at
+// start (rows a crashed process had claimed) and at shutdown (rows not finished in time).
+func (db *DB) ReleaseSending(ctx context.Context, target string) (int64, error) {
+	var n int64
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?
+			WHERE target = ? AND status = 'sending'`, toMillis(db.Now()), target)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// ReleaseDeliveries hands specific claimed deliveries back to pending without counting the attempt.
+func (db *DB) ReleaseDeliveries(ctx context.Context, ids []int64) error {
+	return db.Write(ctx, func(tx *sql.Tx) error {
+		now := toMillis(db.Now())
+		for _, id := range ids {
+			if _, err := tx.Exec(`UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0), updated_at = ?
+				WHERE id = ? AND status = 'sending'`, now, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PendingTenants lists the tenants that have pending deliveries for target.
+func (db *DB) PendingTenants(ctx context.Context, target string) ([]string, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT DISTINCT tenant_id FROM deliveries WHERE target = ? AND status = 'pending'`, target)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// NextDue returns when the tenant's next pending delivery for target is due; ok is false when
+// it has none.
+func (db *DB) NextDue(ctx context.Context, target, tenantID string) (t time.Time, ok bool, err error) {
+	var next sql.NullInt64
+	err = db.reader.QueryRowContext(ctx, `SELECT MIN(next_at) FROM deliveries WHERE target = ? AND tenant_id = ? AND status = 'pending'`,
+		target, tenantID).Scan(&next)
+	if err != nil || !next.Valid {
+		return time.Time{}, false, err
+	}
+	return fromMillis(next.Int64), true, nil
+}
+
+// OutboxStat is the depth and age of one tenant's pending deliveries for one target.
+type OutboxStat struct {
+	TenantID      string
+	Target        string
+	Pending       int
+	OldestCreated time.Time
+}
+
+// OutboxStats returns the pending depth and oldest pending delivery per tenant and target.
+func (db *DB) OutboxStats(ctx context.Context) ([]OutboxStat, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT tenant_id, target, COUNT(*), MIN(created_at) FROM deliveries
+		WHERE status IN ('pending', 'sending') GROUP BY tenant_id, target`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []OutboxStat
+	for rows.Next() {
+		var s OutboxStat
+		var oldest int64
+		if err := rows.Scan(&s.TenantID, &s.Target, &s.Pending, &oldest); err != nil {
+			return nil, err
+		}
+		s.OldestCreated = fromMillis(oldest)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// DeliveryFilter selects deliveries for the admin API.
+type DeliveryFilter struct {
+	TenantID string
+	Target   string // "" for all
+	Status   string // "" for all
+	OriginID string
+	From, To time.Time
+	Limit    int
+	BeforeID int64 // newest first: rows with id < BeforeID (0: from the newest)
+}
+
+// Deliveries lists a tenant's deliveries newest first, and the total matching count.
+func (db *DB) Deliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, int, error) {
+	where, args := deliveryWhere(f)
+	var total int
+	if err := db.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	if f.BeforeID > 0 {
+		where += ` AND id < ?`
+		args = append(args, f.BeforeID)
+	}
+	rows, err := db.reader.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+where+` ORDER BY id DESC LIMIT ?`,
+		append(args, f.Limit)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	out := []*Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, d)
+	}
+	return out, total, rows.Err()
+}
+
+func deliveryWhere(f DeliveryFilter) (string, []any) {
+	where, args := `tenant_id = ?`, []any{f.TenantID}
+	if f.Target != "" {
+		where += ` AND target = ?`
+		args = append(args, f.Target)
+	}
+	if f.Status != "" {
+		where += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	if f.OriginID != "" {
+		where += ` AND origin_id = ?`
+		args = append(args, f.OriginID)
+	}
+	if !f.From.IsZero() {
+		where += ` AND created_at >= ?`
+		args = append(args, toMillis(f.From))
+	}
+	if !f.To.IsZero() {
+		where += ` AND created_at < ?`
+		args = append(args, toMillis(f.To))
+	}
+	return where, args
+}
+
+// RetryDeliveries re-queues a tenant's deliveries matching f (dead ones, typically) with a fresh
+// retry window and returns how many it re-queued and the targets they belong to.
+func (db *DB) RetryDeliveries(ctx context.Context, f DeliveryFilter, maxAge time.Duration) (int64, error) {
+	var n int64
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		where, args := deliveryWhere(f)
+		now := db.Now()
+		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', attempts = 0, next_at = ?, expires_at = ?, updated_at = ?, reason = NULL
+			WHERE `+where, append([]any{toMillis(now), toMillis(now.Add(maxAge)), toMillis(now)}, args...)...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
