@@ -30,7 +30,10 @@ var version = "dev"
 
 // shutdownGrace is how long in-flight requests get after SIGTERM; SPEC §2 asks for exit within
 // 10 s, and the workers and the database need the rest.
-const shutdownGrace = 7 * time.Second
+const shutdownGrace = 6 * time.Second
+
+// workerGrace is how long workers get to finish a send in progress before they hand rows back.
+const workerGrace = 2 * time.Second
 
 const usage = `Switchboard: SparkPost → Segment and Segment → subscribers, on one SQLite file.
 
@@ -152,10 +155,40 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := &deps{DB: db, Box: box, Tokens: tokens, Log: log, Registry: reg, Config: cfg, PublicURL: publicURL}
+	srcCfg, srcWorkers, err := wireSources(deps)
+	if err != nil {
+		return err
+	}
+	dstCfg, dstWorkers, err := wireDestinations(deps)
+	if err != nil {
+		return err
+	}
+	workers := append(srcWorkers, dstWorkers...)
+	ready := make([]func(context.Context) error, 0, len(workers))
+	for _, w := range workers {
+		ready = append(ready, w.Ready)
+	}
 	srv := server.New(server.Config{
 		DB: db, Tokens: tokens, Box: box, Log: log, Registry: reg,
 		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint,
+		Ready: ready, Sources: srcCfg, Destinations: dstCfg,
 	})
+	for _, w := range workers {
+		if err := w.Start(ctx); err != nil {
+			return err
+		}
+	}
+	// Workers stop after the HTTP server: nothing new arrives while they hand back their rows.
+	defer func() {
+		wctx, cancel := context.WithTimeout(context.Background(), workerGrace)
+		defer cancel()
+		for i := len(workers) - 1; i >= 0; i-- {
+			if err := workers[i].Close(wctx); err != nil {
+				log.Error("stopping worker", "error", err.Error())
+			}
+		}
+	}()
 
 	if db.Created {
 		// First start: the operator needs a way in. Printed on stdout, never logged.

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+// deps is what every part of the wiring shares.
+type deps struct {
+	DB        *store.DB
+	Box       *auth.Box
+	Tokens    *auth.Tokens
+	Log       *slog.Logger
+	Registry  *prometheus.Registry
+	Config    *Config
+	PublicURL string
+}
+
+// worker is a background part of serve: started after the database opens, closed after the HTTP
+// server stopped, in reverse order.
+type worker interface {
+	Start(ctx context.Context) error
+	Close(ctx context.Context) error
+	Ready(ctx context.Context) error
+}
