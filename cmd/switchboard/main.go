@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
@@ -155,7 +156,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := &deps{DB: db, Box: box, Tokens: tokens, Log: log, Registry: reg, Config: cfg, PublicURL: publicURL}
+	deps := &deps{DB: db, Box: box, Tokens: tokens, Log: log, Registry: reg, Config: cfg, PublicURL: publicURL,
+		Engines: map[string]*delivery.Engine{}, DeliveryMetrics: delivery.NewMetrics(reg, db)}
 	srcCfg, srcWorkers, err := wireSources(deps)
 	if err != nil {
 		return err
@@ -172,7 +174,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 	srv := server.New(server.Config{
 		DB: db, Tokens: tokens, Box: box, Log: log, Registry: reg,
 		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint,
-		Ready: ready, Sources: srcCfg, Destinations: dstCfg,
+		Ready: ready, Wake: deps.wake, Sources: srcCfg, Destinations: dstCfg,
 	})
 	for _, w := range workers {
 		if err := w.Start(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -19,6 +20,18 @@ type deps struct {
 	Registry  *prometheus.Registry
 	Config    *Config
 	PublicURL string
+
+	// Engines are the outbox engines by target, for server.Config.Wake.
+	Engines map[string]*delivery.Engine
+	// DeliveryMetrics is shared by every engine.
+	DeliveryMetrics *delivery.Metrics
+}
+
+// wake wakes the engine of target for a tenant.
+func (d *deps) wake(target, tenantID string) {
+	if e, ok := d.Engines[target]; ok {
+		e.Notify(tenantID)
+	}
 }
 
 // worker is a background part of serve: started after the database opens, closed after the HTTP

@@ -19,6 +19,9 @@ const Issuer = "switchboard"
 const (
 	RoleOperator = "operator"
 	RoleTenant   = "tenant"
+	// RoleSource is carried by the short-lived bearer tokens SparkPost gets from /oauth/token;
+	// they open one source's hook and nothing else.
+	RoleSource = "sparkpost"
 )
 
 // Claims are the claims of a Switchboard token.
@@ -26,6 +29,8 @@ type Claims struct {
 	Role     string `json:"role"`
 	TenantID string `json:"tid,omitempty"`
 	Gen      int64  `json:"gen,omitempty"`
+	// CredentialID is the source credential a RoleSource token was issued for.
+	CredentialID int64 `json:"cid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -76,12 +81,39 @@ func (t *Tokens) sign(c Claims, ttl time.Duration) (string, time.Time, error) {
 	return s, exp, err
 }
 
-// Verify checks a token's algorithm, signature, issuer and expiry and returns its claims.
-// Every failure is EUNAUTHORIZED with a message that does not echo the token.
-func (t *Tokens) Verify(token string) (*Claims, error) {
+// Source mints a bearer token for a SparkPost source's OAuth2 client credential.
+func (t *Tokens) Source(sourceID string, credentialID int64, ttl time.Duration) (string, time.Time, error) {
+	c := Claims{Role: RoleSource, CredentialID: credentialID}
+	c.Subject = sourceID
+	return t.sign(c, ttl)
+}
+
+// VerifySource checks a token minted by Source and returns its claims (Subject is the source id).
+func (t *Tokens) VerifySource(token string) (*Claims, error) {
+	c, err := t.parse(token)
+	if err != nil {
+		return nil, err
+	}
+	if c.Role != RoleSource || c.Subject == "" {
+		return nil, domain.Errorf(domain.EUNAUTHORIZED, "token is not a SparkPost source token")
+	}
+	return c, nil
+}
+
+func (t *Tokens) parse(token string) (*Claims, error) {
 	var c Claims
 	if _, err := t.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return t.key, nil }); err != nil {
 		return nil, domain.Errorf(domain.EUNAUTHORIZED, "%s", tokenProblem(err))
+	}
+	return &c, nil
+}
+
+// Verify checks an admin token's algorithm, signature, issuer and expiry and returns its claims.
+// Every failure is EUNAUTHORIZED with a message that does not echo the token.
+func (t *Tokens) Verify(token string) (*Claims, error) {
+	c, err := t.parse(token)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case c.Role == RoleOperator && c.TenantID == "":
@@ -89,7 +121,7 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 	default:
 		return nil, domain.Errorf(domain.EUNAUTHORIZED, "token has no valid role")
 	}
-	return &c, nil
+	return c, nil
 }
 
 func tokenProblem(err error) string {

@@ -125,6 +125,14 @@ func (e *Engine) Running() bool {
 	return e.running
 }
 
+// Ready fails when the engine is not running (for /readyz).
+func (e *Engine) Ready(context.Context) error {
+	if !e.Running() {
+		return errors.New("delivery engine " + e.opt.Target + " is not running")
+	}
+	return nil
+}
+
 // Notify tells the engine that a tenant may have new due deliveries: it wakes the tenant's lane
 // or starts one.
 func (e *Engine) Notify(tenantID string) {

@@ -214,14 +214,23 @@ func (s *SegmentSender) client(ctx context.Context, tenantID string) (*segmentCl
 	return c, nil
 }
 
-// Close flushes and closes every client.
-func (s *SegmentSender) Close() {
+// Close flushes and closes every client, giving up when ctx ends (a client waiting on a hung
+// endpoint must not hold up shutdown; its rows were already handed back by the engine).
+func (s *SegmentSender) Close(ctx context.Context) {
 	s.mu.Lock()
 	clients := s.clients
 	s.clients = map[string]*segmentClient{}
 	s.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, c := range clients {
-		c.client.Close()
+		wg.Add(1)
+		go func() { defer wg.Done(); c.client.Close() }()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 

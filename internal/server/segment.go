@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -74,6 +75,7 @@ func (s *Server) putSegment(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.Wake(delivery.TargetSegment, k.TenantID)
 	c.JSON(http.StatusOK, segmentBody(saved))
 }
 

@@ -43,6 +43,9 @@ type Config struct {
 	// BodyLimit overrides AdminBodyLimit (tests use a small one).
 	BodyLimit int64
 
+	// Wake tells the outbox engine of target that a tenant may have deliveries due now.
+	Wake func(target, tenantID string)
+
 	// Sources and Destinations carry what the direction A and B handlers need.
 	Sources      SourceConfig
 	Destinations DestinationConfig
@@ -59,6 +62,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = AdminBodyLimit
+	}
+	if cfg.Wake == nil {
+		cfg.Wake = func(string, string) {}
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()

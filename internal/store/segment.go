@@ -34,7 +34,12 @@ func (db *DB) PutSegmentKey(ctx context.Context, k SegmentKey) (*SegmentKey, err
 			k.WriteKeyEnc, k.Hint, k.Endpoint, k.MaxRPS, toMillis(k.UpdatedAt), k.TenantID).Scan(&k.Version)
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.Errorf(domain.ENOTFOUND, "tenant not found")
+		} else if err != nil {
+			return err
 		}
+		// Deliveries that waited for a key are due now.
+		_, err = tx.Exec(`UPDATE deliveries SET reason = NULL, next_at = ? WHERE tenant_id = ? AND target = 'segment'
+			AND status IN ('pending', 'paused') AND reason = 'no_write_key'`, toMillis(k.UpdatedAt), k.TenantID)
 		return err
 	})
 	if err != nil {

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-hub/switchboard/internal/delivery"
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+var (
+	deliveryTargets  = []string{"segment", "workflow"}
+	deliveryStatuses = []string{store.StatusPending, store.StatusSending, store.StatusDelivered, store.StatusDead, store.StatusPaused}
+)
+
+// deliveryOut is a delivery as the API shows it, with the message it carries.
+type deliveryOut struct {
+	*store.Delivery
+	Payload     json.RawMessage `json:"payload"`
+	DeliveredAt *time.Time      `json:"delivered_at"`
+}
+
+func (s *Server) listDeliveries(c *gin.Context) {
+	f := store.DeliveryFilter{TenantID: tenantOf(c).ID, Target: c.Query("target"), Status: c.Query("status"), Limit: defaultLimit}
+	if f.Target != "" && !slices.Contains(deliveryTargets, f.Target) {
+		s.fail(c, domain.Errorf(domain.EINVALID, "target: must be segment or workflow"))
+		return
+	}
+	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be one of pending, sending, delivered, dead, paused"))
+		return
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			s.fail(c, domain.Errorf(domain.EINVALID, "limit: must be a whole number from 1 to %d", maxLimit))
+			return
+		}
+		f.Limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(v)
+		id, perr := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || perr != nil || id <= 0 {
+			s.fail(c, domain.Errorf(domain.EINVALID, "cursor: not a cursor this server issued; use links.next as given"))
+			return
+		}
+		f.BeforeID = id
+	}
+	ds, total, err := s.DB.Deliveries(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]deliveryOut, len(ds))
+	for i, d := range ds {
+		out[i] = deliveryOut{Delivery: d, Payload: d.Payload}
+		if !d.DeliveredAt.IsZero() {
+			out[i].DeliveredAt = &ds[i].DeliveredAt
+		}
+	}
+	body := ListBody{Results: out, TotalCount: total}
+	if len(ds) == f.Limit {
+		q := c.Request.URL.Query()
+		q.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ds[len(ds)-1].ID, 10))))
+		body.Links.Next = (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+func (s *Server) retryDeliveries(c *gin.Context) {
+	var in struct {
+		Status *string `json:"status"`
+		Target *string `json:"target"`
+		From   *string `json:"from"`
+		To     *string `json:"to"`
+	}
+	if !s.decode(c, &in) {
+		return
+	}
+	f := store.DeliveryFilter{TenantID: tenantOf(c).ID}
+	switch {
+	case in.Status == nil:
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: is required (dead)"))
+		return
+	case *in.Status != store.StatusDead:
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: only dead deliveries can be re-queued"))
+		return
+	}
+	f.Status = *in.Status
+	if in.Target != nil {
+		if !slices.Contains(deliveryTargets, *in.Target) {
+			s.fail(c, domain.Errorf(domain.EINVALID, "target: must be segment or workflow"))
+			return
+		}
+		f.Target = *in.Target
+	}
+	var err error
+	if in.From != nil {
+		if f.From, err = parseTime("from", *in.From); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	if in.To != nil {
+		if f.To, err = parseTime("to", *in.To); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	n, err := s.DB.RetryDeliveries(c.Request.Context(), f, delivery.MaxAge)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	for _, t := range deliveryTargets {
+		if f.Target == "" || f.Target == t {
+			s.Wake(t, f.TenantID)
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"requeued": n})
+}

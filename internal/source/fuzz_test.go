@@ -1,0 +1,122 @@
+package source
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzParseBatch feeds arbitrary bodies through the whole pure pipeline. Besides "never
+// panic" it checks what the store and the sender rely on.
+func FuzzParseBatch(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{`[]`, `{}`, `[{"msys":{}}]`, `[1,null,"x"]`, `[{"msys":{"a":{},"b":1}}]`,
+		`[{"msys":{"track_event":{"type":"click","timestamp":"1e9","rcpt_to":" A@B ","geo_ip":{"latitude":"NaN"}}}}]`} {
+		f.Add([]byte(s))
+	}
+	settings := []Settings{
+		{},
+		{AnonymousID: AnonymousEmail, ForwardInitialOpens: true, UserIDKeys: []string{"id"}},
+		{AnonymousID: AnonymousSkip, Events: []string{"open", "click"}},
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		elems, ping, err := SplitBatch(body)
+		if err != nil && (ping || elems != nil) {
+			t.Fatalf("error %v with ping %v and %d elements", err, ping, len(elems))
+		}
+		if err == nil && !ping {
+			checkWalkMatchesEncodingJSON(t, body)
+		}
+		for _, e := range elems {
+			if json.Valid(e) {
+				checkWalkMatchesEncodingJSON(t, e)
+			}
+			ev := ParseEvent(e)
+			if ev.EventID == "" {
+				t.Fatalf("no EventID for %q", e)
+			}
+			if ev.ParseError == "" && (ev.Type == "" || !json.Valid(ev.Body)) {
+				t.Fatalf("clean parse without type or with invalid body: %+v", ev)
+			}
+			if ev.Timestamp.Year() > 9999 || (!ev.Timestamp.IsZero() && ev.Timestamp.Location() != time.UTC) {
+				t.Fatalf("timestamp %v", ev.Timestamp)
+			}
+			for _, s := range settings {
+				tr, out, reason := Map("ten_fuzz", ev, s)
+				switch out {
+				case OutcomeSend:
+					if tr.Event == "" || tr.UserID == "" && tr.AnonymousID == "" || len(tr.MessageID) > 100 {
+						t.Fatalf("bad track %+v", tr)
+					}
+					size, err := encodedSize(&tr)
+					if err != nil || size > MaxMessageBytes {
+						t.Fatalf("track of %d bytes, err %v", size, err)
+					}
+				case OutcomeNotSent, OutcomeSkipped, OutcomeInvalid:
+					if reason == "" {
+						t.Fatalf("%v without a reason", out)
+					}
+				default:
+					t.Fatalf("outcome %v", out)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkParseAndMap measures the worker's pure cost per event on a 1,000-event batch of
+// realistic size (~1 kB an event, mixed types).
+func BenchmarkParseAndMap(b *testing.B) {
+	types := []string{"delivery", "injection", "open", "click", "bounce", "initial_open"}
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := range 1000 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		typ := types[i%len(types)]
+		wrapper := "message_event"
+		if typ == "open" || typ == "click" || typ == "initial_open" {
+			wrapper = "track_event"
+		}
+		fmt.Fprintf(&sb, `{"msys":{%q:{"type":%q,"event_id":"%d","timestamp":"%d","rcpt_to":"user%d@example.com",`+
+			`"rcpt_meta":{"user_id":"u-%d","plan":"pro"},"rcpt_tags":["a","b"],"message_id":"0006f2812d59b5a6a1dc","campaign_id":"spring-sale",`+
+			`"template_id":"template_120632847835523516","template_version":"0","transmission_id":"120632847835523516","subaccount_id":101,`+
+			`"customer_id":"1521","ip_pool":"shared","friendly_from":"news@example.com","msg_from":"msprvs1=17323JExI9Mwb=bounces-1521@spmailt.com",`+
+			`"msg_size":"2911","num_retries":"0","queue_time":"366","routing_domain":"example.com","sending_ip":"52.39.182.248",`+
+			`"subject":"Spring deals are here, %d","ip_address":"66.102.6.159","user_agent":"Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0",`+
+			`"target_link_url":"https://example.com/deals?utm_source=sp","target_link_name":"CTA","bounce_class":"10",`+
+			`"geo_ip":{"country":"US","region":"CA","city":"Mountain View","latitude":37.4192,"longitude":-122.0574}}}}`,
+			wrapper, typ, 120632847947746861+i, 1496154610+i, i, i, i)
+	}
+	sb.WriteString("]")
+	body := []byte(sb.String())
+	s := Settings{}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		elems, _, err := SplitBatch(body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range elems {
+			ev := ParseEvent(e)
+			if _, out, _ := Map("ten_bench", ev, s); out == OutcomeInvalid {
+				b.Fatal(ev.ParseError)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
+)
+
+// InboxBatch is one raw SparkPost batch as received.
+type InboxBatch struct {
+	ID         int64
+	TenantID   string
+	SourceID   string
+	BatchID    string
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// AddBatch commits a raw batch to the inbox. duplicate is true when the source already has a
+// batch with this batch id (SparkPost re-sends a whole batch it got no 200 for); nothing is stored then.
+func (db *DB) AddBatch(ctx context.Context, b *InboxBatch) (duplicate bool, err error) {
+	b.ReceivedAt = db.Now().UTC()
+	err = db.Write(ctx, func(tx *sql.Tx) error {
+		var batchID any
+		if b.BatchID != "" {
+			batchID = b.BatchID
+		}
+		err := tx.QueryRow(`INSERT INTO inbox (tenant_id, source_id, batch_id, body, received_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (source_id, batch_id) WHERE batch_id IS NOT NULL DO NOTHING RETURNING id`,
+			b.TenantID, b.SourceID, batchID, b.Body, toMillis(b.ReceivedAt)).Scan(&b.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			duplicate = true
+			return nil
+		}
+		return err
+	})
+	return duplicate, err
+}
+
+// UnprocessedBatches returns up to limit batches not yet split into events, oldest first.
+func (db *DB) UnprocessedBatches(ctx context.Context, limit int) ([]*InboxBatch, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT id, tenant_id, source_id, COALESCE(batch_id, ''), body, received_at
+		FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*InboxBatch
+	for rows.Next() {
+		var b InboxBatch
+		var received int64
+		if err := rows.Scan(&b.ID, &b.TenantID, &b.SourceID, &b.BatchID, &b.Body, &received); err != nil {
+			return nil, err
+		}
+		b.ReceivedAt = fromMillis(received)
+		out = append(out, &b)
+	}
+	return out, rows.Err()
+}
+
+// EmailEvent is one SparkPost event as stored.
+type EmailEvent struct {
+	ID             int64
+	TenantID       string
+	SourceID       string
+	InboxID        int64
+	EventID        string
+	Type           string
+	Wrapper        string
+	Time           time.Time
+	Recipient      string
+	MessageID      string
+	CampaignID     string
+	TemplateID     string
+	TransmissionID string
+	SubaccountID   string
+	BounceClass    string
+	Body           []byte
+	Status         string // queued | not_sent | skipped | invalid
+	Reason         string
+
+	// SegmentMessageID and Payload are set for queued events: the delivery to create.
+	SegmentMessageID string
+	Payload          []byte
+
+	// Filled when read back: the delivery's status and time (for queued events).
+	DeliveryStatus string
+	DeliveredAt    time.Time
+}
+
+// Event statuses that have no delivery.
+const (
+	EventQueued  = "queued"
+	EventNotSent = "not_sent"
+	EventSkipped = "skipped"
+	EventInvalid = "invalid"
+)
+
+// ProcessedBatch is what a worker made of one inbox batch.
+type ProcessedBatch struct {
+	Batch    *InboxBatch
+	Events   []*EmailEvent
+	Error    string // the batch could not be split at all
+	Paused   bool   // the source is paused: deliveries wait
+	NoKey    bool   // the tenant has no write key yet: deliveries say why they wait
+	Target   string
+	MaxAge   time.Duration
+	Inserted int // set by CommitProcessed: events new to the store
+	Queued   int // set by CommitProcessed: deliveries created
+}
+
+// CommitProcessed stores a batch's events (each once per tenant by event_id), creates one
+// delivery per new queued event, and marks the batch processed — all in one transaction, so that
+// a crash at any point leaves the batch to be processed again from the start.
+func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
+	return db.Write(ctx, func(tx *sql.Tx) error {
+		now := db.Now()
+		p.Inserted, p.Queued = 0, 0
+		ins, err := tx.Prepare(`INSERT INTO email_events (tenant_id, source_id, inbox_id, event_id, type, wrapper, ts, recipient, message_id,
+			campaign_id, template_id, transmission_id, subaccount_id, bounce_class, body, status, reason, segment_message_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))
+			ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		b := p.Batch
+		for _, e := range p.Events {
+			ts := e.Time
+			if ts.IsZero() {
+				ts = b.ReceivedAt
+			}
+			err := ins.QueryRow(b.TenantID, b.SourceID, b.ID, e.EventID, e.Type, e.Wrapper, toMillis(ts), e.Recipient, e.MessageID,
+				e.CampaignID, e.TemplateID, e.TransmissionID, e.SubaccountID, e.BounceClass, e.Body, e.Status, e.Reason, e.SegmentMessageID).Scan(&e.ID)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // seen before: stored once, sent once
+			} else if err != nil {
+				return err
+			}
+			p.Inserted++
+			if e.Status != EventQueued {
+				continue
+			}
+			d := NewDelivery{TenantID: b.TenantID, Target: p.Target, OriginID: b.SourceID, RefID: e.ID,
+				MessageID: e.SegmentMessageID, Payload: e.Payload, MaxAge: p.MaxAge}
+			if p.Paused {
+				d.Status = StatusPaused
+			}
+			if p.NoKey {
+				d.Reason = "no_write_key"
+			}
+			if _, err := InsertDelivery(tx, now, d); err != nil {
+				return err
+			}
+			p.Queued++
+		}
+		_, err = tx.Exec(`UPDATE inbox SET processed_at = ?, events = ?, error = NULLIF(?, '') WHERE id = ?`,
+			toMillis(now), len(p.Events), p.Error, b.ID)
+		return err
+	})
+}
+
+// BatchReceipt says what became of one batch.
+type BatchReceipt struct {
+	BatchID     string    `json:"batch_id"`
+	ReceivedAt  time.Time `json:"received_at"`
+	ProcessedAt time.Time `json:"processed_at"`
+	Events      int       `json:"events"`
+	Stored      int       `json:"stored"`
+	NotSent     int       `json:"not_sent"`
+	Sent        int       `json:"sent"`
+	Pending     int       `json:"pending"`
+	Dead        int       `json:"dead"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Receipt returns the receipt of a source's batch by its X-MessageSystems-Batch-ID. Errors: ENOTFOUND.
+func (db *DB) Receipt(ctx context.Context, tenantID, sourceID, batchID string) (*BatchReceipt, error) {
+	r := BatchReceipt{BatchID: batchID}
+	var id, received, processed int64
+	err := db.reader.QueryRowContext(ctx, `SELECT id, received_at, COALESCE(processed_at, 0), COALESCE(events, 0), COALESCE(error, '')
+		FROM inbox WHERE tenant_id = ? AND source_id = ? AND batch_id = ?`, tenantID, sourceID, batchID).
+		Scan(&id, &received, &processed, &r.Events, &r.Error)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, domain.Errorf(domain.ENOTFOUND, "batch not found")
+	} else if err != nil {
+		return nil, err
+	}
+	r.ReceivedAt, r.ProcessedAt = fromMillis(received), fromMillis(processed)
+	err = db.reader.QueryRowContext(ctx, `SELECT COUNT(*),
+			COUNT(*) FILTER (WHERE e.status IN ('not_sent', 'skipped', 'invalid')),
+			COUNT(*) FILTER (WHERE d.status = 'delivered'),
+			COUNT(*) FILTER (WHERE d.status IN ('pending', 'sending', 'paused')),
+			COUNT(*) FILTER (WHERE d.status = 'dead')
+		FROM email_events e LEFT JOIN deliveries d ON d.ref_id = e.id AND d.target = 'segment'
+		WHERE e.inbox_id = ?`, id).Scan(&r.Stored, &r.NotSent, &r.Sent, &r.Pending, &r.Dead)
+	return &r, err
+}
