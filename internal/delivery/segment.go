@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -308,5 +309,11 @@ func (l analyticsLogger) Logf(format string, args ...any) {
 }
 
 func (l analyticsLogger) Errorf(format string, args ...any) {
-	l.log.Warn("segment client", "tenant_id", l.tenantID, "detail", fmt.Sprintf(format, args...))
+	detail := fmt.Sprintf(format, args...)
+	if strings.Contains(detail, errCoolingDown.Error()) {
+		// analytics-go's own quick retries, refused by the gate on purpose: not news.
+		l.log.Debug("segment client", "tenant_id", l.tenantID, "detail", detail)
+		return
+	}
+	l.log.Warn("segment client", "tenant_id", l.tenantID, "detail", detail)
 }
