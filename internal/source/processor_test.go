@@ -1,0 +1,119 @@
+package source_test
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func count(t *testing.T, db *store.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := db.Reader().QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+const processorBatch = `[
+ {"msys":{"message_event":{"type":"delivery","event_id":"e1","timestamp":"1460989507","rcpt_to":"a@example.com","rcpt_meta":{"user_id":"u1"}}}},
+ {"msys":{"track_event":{"type":"open","event_id":"e2","timestamp":"1460989508","rcpt_to":"a@example.com"}}},
+ {"msys":{"track_event":{"type":"initial_open","event_id":"e3","timestamp":"1460989508","rcpt_to":"a@example.com"}}},
+ {"msys":{"message_event":{"type":"delivery","event_id":"e1","timestamp":"1460989507","rcpt_to":"a@example.com"}}},
+ "not an event",
+ {"msys":{"message_event":{"type":"delivery","event_id":"e5","timestamp":"yesterday","rcpt_to":"b@example.com"}}}
+]`
+
+// TestProcessorIsIdempotent processes a batch, then makes the processor see it again — as after
+// a crash between any two steps — and checks that nothing is stored or queued twice.
+func TestProcessorIsIdempotent(t *testing.T) {
+	db := openStore(t)
+	ctx := context.Background()
+	tn, _ := db.CreateTenant(ctx, "A")
+	src := &store.Source{ID: "src_aaaaaaaaaaaaaaaa", TenantID: tn.ID, Name: "p", Auth: "basic"}
+	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: "b1", Body: []byte(processorBatch)}); err != nil {
+		t.Fatal(err)
+	}
+	notified := 0
+	p := source.NewProcessor(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.Notify = func(string) { notified++ }
+	if n, err := p.ProcessOnce(ctx); err != nil || n != 1 {
+		t.Fatalf("ProcessOnce = %d, %v", n, err)
+	}
+	check := func() {
+		t.Helper()
+		if n := count(t, db, `SELECT COUNT(*) FROM email_events`); n != 5 {
+			t.Fatalf("%d events stored; want 5 (e1 once, e2, e3, the odd element, e5)", n)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM deliveries`); n != 2 {
+			t.Fatalf("%d deliveries; want 2 (e1 and e2)", n)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM email_events WHERE status = 'invalid'`); n != 2 {
+			t.Fatalf("%d invalid events; want 2 (the string element and the bad timestamp)", n)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM email_events WHERE status = 'not_sent' AND type = 'initial_open'`); n != 1 {
+			t.Fatal("initial_open should be stored as not_sent")
+		}
+	}
+	check()
+	if notified != 1 {
+		t.Fatalf("engine notified %d times", notified)
+	}
+	// As if the processor died before it could record the batch as done.
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`UPDATE inbox SET processed_at = NULL`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.ProcessOnce(ctx); err != nil || n != 1 {
+		t.Fatalf("second ProcessOnce = %d, %v", n, err)
+	}
+	check()
+	if n, _ := p.ProcessOnce(ctx); n != 0 {
+		t.Fatalf("a processed batch was processed again (%d)", n)
+	}
+}
+
+func TestProcessorParksDeliveriesOfPausedSource(t *testing.T) {
+	db := openStore(t)
+	ctx := context.Background()
+	tn, _ := db.CreateTenant(ctx, "A")
+	src := &store.Source{ID: "src_bbbbbbbbbbbbbbbb", TenantID: tn.ID, Name: "p", Auth: "basic", Paused: true}
+	db.CreateSource(ctx, src, "u", "h")
+	db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, Body: []byte(processorBatch)})
+	p := source.NewProcessor(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if _, err := p.ProcessOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM deliveries WHERE status = 'paused' AND reason = 'no_write_key'`); n != 2 {
+		t.Fatalf("%d paused deliveries (waiting for a key too); want 2", n)
+	}
+	src.Paused = false
+	if err := db.UpdateSource(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM deliveries WHERE status = 'pending'`); n != 2 {
+		t.Fatalf("unpausing left %d pending; want 2", n)
+	}
+}
