@@ -1,21 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/e2e"
 )
 
 var binary string
@@ -36,115 +32,56 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running `switchboard serve`.
+// proc is a running `switchboard serve` with test-friendly helpers.
 type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	*e2e.Proc
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
-
-// startServe runs the binary on 127.0.0.1:0 with dataDir and waits until it listens.
+// startServe runs the binary on 127.0.0.1:0 with dataDir and waits until it listens; the test's
+// end kills it if it still runs.
 func startServe(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir)
-	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	cmd.Stdout = p.stdout
-	pr, pw := io.Pipe()
-	cmd.Stderr = io.MultiWriter(p.stderr, pw)
-	if err := cmd.Start(); err != nil {
+	p, err := e2e.Start(binary, dataDir, env...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		pw.Close()
-	})
-	select {
-	case p.addr = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not start listening; stderr:\n%s", p.stderr.String())
-	}
-	return p
+	t.Cleanup(p.Kill)
+	return &proc{p}
 }
 
 // stop sends SIGTERM and returns the exit code.
 func (p *proc) stop(t *testing.T) int {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not exit within 10 s of SIGTERM")
+	code, err := p.Stop()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return code
 }
 
 func (p *proc) do(t *testing.T, method, path, token string, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+p.addr+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
+	var b []byte
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		b = []byte(body)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	status, out, err := (&e2e.Client{Base: p.URL(), Token: token}).Do(method, path, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return status, out
 }
 
-// operatorToken waits for the token the first start prints on stdout (copied from the process
-// by a goroutine of its own, so it may trail the log line that said "listening").
 func (p *proc) operatorToken(t *testing.T) string {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := tokenLine.FindStringSubmatch(p.stdout.String()); m != nil {
-			return m[1]
-		}
+	tok, err := p.OperatorToken()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("first start printed no operator token; stdout:\n%s", p.stdout.String())
-	return ""
+	return tok
 }
 
-var tokenLine = regexp.MustCompile(`(?m)^(eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)$`)
+var tokenLine = regexp.MustCompile(`^eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+$`)
 
 func TestServeRestartKeepsTenants(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
@@ -171,9 +108,9 @@ func TestServeRestartKeepsTenants(t *testing.T) {
 		}
 	}
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", code, p.stderr.String())
+		t.Fatalf("exit code after SIGTERM = %d; stderr:\n%s", code, p.Stderr.String())
 	}
-	logs := p.stderr.String()
+	logs := p.Stderr.String()
 
 	p2 := startServe(t, dataDir)
 	// The old operator token still verifies: the key files were reused.
@@ -188,8 +125,8 @@ func TestServeRestartKeepsTenants(t *testing.T) {
 	if code := p2.stop(t); code != 0 {
 		t.Fatalf("second exit code = %d", code)
 	}
-	logs += p2.stderr.String()
-	if tokenLine.MatchString(p2.stdout.String()) {
+	logs += p2.Stderr.String()
+	if p2.PrintedToken() {
 		t.Error("a second start printed an operator token again")
 	}
 	for _, secret := range []string{op, "wk_secret_e2e_5678"} {

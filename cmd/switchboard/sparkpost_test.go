@@ -6,15 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchboard-hub/switchboard/internal/e2e"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
 )
 
@@ -27,78 +25,28 @@ var segmentNames = map[string]string{
 	"generation_failure": "Email Dropped", "generation_rejection": "Email Dropped",
 }
 
-// send makes one HTTP request to the running server.
-func (p *proc) send(t *testing.T, method, path string, body []byte, headers ...string) (int, []byte) {
+// setupSparkPost creates a tenant whose write key points at the fake Segment, with a source.
+func setupSparkPost(t *testing.T, p *proc, op string, fake *fakesegment.Server, writeKey string) *sparkpostSetup {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+p.addr+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
+	st, err := e2e.NewSparkPostTenant(&e2e.Client{Base: p.URL(), Token: op}, "Acme", fake.URL, writeKey, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	if !strings.HasSuffix(st.WebhookURL, "/hooks/sparkpost/"+st.SourceID) || st.Pass == "" {
+		t.Fatalf("source: %+v", st)
+	}
+	return &sparkpostSetup{st}
 }
 
-// sparkpostSetup is a tenant with a write key pointing at the fake Segment and a basic-auth source.
-type sparkpostSetup struct {
-	tenant, token, writeKey string
-	sourceID, user, pass    string
-}
+type sparkpostSetup struct{ *e2e.SparkPostTenant }
 
-func setupSparkPost(t *testing.T, p *proc, op string, fake *fakesegment.Server, writeKey string) sparkpostSetup {
+func (s *sparkpostSetup) post(t *testing.T, _ *proc, batch []byte, batchID string) (int, []byte) {
 	t.Helper()
-	var s sparkpostSetup
-	s.writeKey = writeKey
-	status, body := p.do(t, "POST", "/api/v1/tenants", op, `{"name": "Acme"}`)
-	if status != 201 {
-		t.Fatalf("tenant: %d %s", status, body)
+	status, body, err := s.Post(batch, batchID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var tn struct{ ID string }
-	json.Unmarshal(body, &tn)
-	s.tenant = tn.ID
-	_, body = p.do(t, "POST", "/api/v1/tenants/"+s.tenant+"/tokens", op, `{"ttl": "1h"}`)
-	var tok struct{ Token string }
-	json.Unmarshal(body, &tok)
-	s.token = tok.Token
-	if status, body := p.do(t, "PUT", "/api/v1/tenants/"+s.tenant+"/segment", s.token,
-		fmt.Sprintf(`{"write_key": %q, "endpoint": %q}`, writeKey, fake.URL)); status != 200 {
-		t.Fatalf("write key: %d %s", status, body)
-	}
-	status, body = p.do(t, "POST", "/api/v1/tenants/"+s.tenant+"/sources", s.token, `{"name": "SparkPost production"}`)
-	if status != 201 {
-		t.Fatalf("source: %d %s", status, body)
-	}
-	var src struct {
-		ID          string
-		WebhookURL  string `json:"webhook_url"`
-		Credentials struct{ Username, Password string }
-	}
-	json.Unmarshal(body, &src)
-	if !strings.HasSuffix(src.WebhookURL, "/hooks/sparkpost/"+src.ID) || src.Credentials.Password == "" {
-		t.Fatalf("source answer: %s", body)
-	}
-	s.sourceID, s.user, s.pass = src.ID, src.Credentials.Username, src.Credentials.Password
-	return s
-}
-
-func (s sparkpostSetup) post(t *testing.T, p *proc, batch []byte, batchID string) (int, []byte) {
-	t.Helper()
-	h := []string{"Authorization", "Basic " + basic(s.user, s.pass)}
-	if batchID != "" {
-		h = append(h, "X-MessageSystems-Batch-ID", batchID)
-	}
-	return p.send(t, "POST", "/hooks/sparkpost/"+s.sourceID, batch, h...)
-}
-
-func basic(u, p string) string {
-	req, _ := http.NewRequest("GET", "http://x", nil)
-	req.SetBasicAuth(u, p)
-	return strings.TrimPrefix(req.Header.Get("Authorization"), "Basic ")
+	return status, body
 }
 
 // sendable counts the events of a batch that SPEC §5.2 sends to Segment.
@@ -134,11 +82,11 @@ func TestSparkPostToSegmentEndToEnd(t *testing.T) {
 	if status, body := s.post(t, p, batch, "batch-0001"); status != 200 {
 		t.Fatalf("batch: %d %s", status, body)
 	}
-	if !fake.WaitUnique(s.writeKey, 4, 15*time.Second) {
-		t.Fatalf("fake Segment got %d of 4 messages", len(fake.Unique(s.writeKey)))
+	if !fake.WaitUnique(s.WriteKey, 4, 15*time.Second) {
+		t.Fatalf("fake Segment got %d of 4 messages", len(fake.Unique(s.WriteKey)))
 	}
 	byEvent := map[string]fakesegment.Message{}
-	for _, m := range fake.Unique(s.writeKey) {
+	for _, m := range fake.Unique(s.WriteKey) {
 		byEvent[fmt.Sprint(m.Properties["event_id"])] = m
 	}
 	anon := sha256.Sum256([]byte("bob@example.com"))
@@ -198,7 +146,7 @@ func TestSparkPostToSegmentEndToEnd(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, body := p.do(t, "GET", "/api/v1/tenants/"+s.tenant+"/email-events", s.token, "")
+		_, body := p.do(t, "GET", "/api/v1/tenants/"+s.ID+"/email-events", s.Token, "")
 		json.Unmarshal(body, &events)
 		delivered := 0
 		for _, r := range events.Results {
@@ -219,17 +167,17 @@ func TestSparkPostToSegmentEndToEnd(t *testing.T) {
 		statuses["relay_injection"] != "not_sent" || statuses["sms_status"] != "not_sent" {
 		t.Fatalf("email-events: total %d, statuses %v", events.TotalCount, statuses)
 	}
-	status, body := p.do(t, "GET", "/api/v1/tenants/"+s.tenant+"/sources/"+s.sourceID+"/batches/batch-0001", s.token, "")
+	status, body := p.do(t, "GET", "/api/v1/tenants/"+s.ID+"/sources/"+s.SourceID+"/batches/batch-0001", s.Token, "")
 	if status != 200 || !strings.Contains(string(body), `"events":7`) || !strings.Contains(string(body), `"sent":4`) {
 		t.Fatalf("batch receipt: %d %s", status, body)
 	}
-	if n := len(fake.Messages(s.writeKey)); n != 4 {
+	if n := len(fake.Messages(s.WriteKey)); n != 4 {
 		t.Fatalf("Segment received %d messages; every event must be sent exactly once", n)
 	}
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if strings.Contains(p.stderr.String(), s.writeKey) || strings.Contains(p.stderr.String(), s.pass) {
+	if strings.Contains(p.Stderr.String(), s.WriteKey) || strings.Contains(p.Stderr.String(), s.Pass) {
 		t.Fatal("a secret reached the log")
 	}
 }
@@ -310,7 +258,7 @@ func TestSparkPostDuplicateEventIDsAreStoredOnce(t *testing.T) {
 		TotalCount int `json:"total_count"`
 	}
 	for time.Now().Before(deadline) {
-		_, body := p.do(t, "GET", "/api/v1/tenants/"+s.tenant+"/email-events", s.token, "")
+		_, body := p.do(t, "GET", "/api/v1/tenants/"+s.ID+"/email-events", s.Token, "")
 		json.Unmarshal(body, &events)
 		if events.TotalCount == 2 {
 			break
@@ -343,15 +291,14 @@ func TestSparkPostSurvivesKill(t *testing.T) {
 		}
 		acked += len(events)
 	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
+	p.Kill()
 
 	fake.Behave(nil)
 	p2 := startServe(t, dataDir)
-	if !fake.WaitUnique(s.writeKey, acked, 30*time.Second) {
-		t.Fatalf("after SIGKILL and restart %d of %d acknowledged events reached Segment", len(fake.Unique(s.writeKey)), acked)
+	if !fake.WaitUnique(s.WriteKey, acked, 30*time.Second) {
+		t.Fatalf("after SIGKILL and restart %d of %d acknowledged events reached Segment", len(fake.Unique(s.WriteKey)), acked)
 	}
-	if n := len(fake.Unique(s.writeKey)); n != acked {
+	if n := len(fake.Unique(s.WriteKey)); n != acked {
 		t.Fatalf("unique messageIds %d != acknowledged %d", n, acked)
 	}
 	p2.stop(t)
