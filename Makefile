@@ -22,9 +22,13 @@ fmt-check:
 test: vet fmt-check
 	$(GO) test -race -count=1 $(PKGS)
 
-# Benchmarks report ratios measured in the same run; they are never assertions.
+# Benchmarks report figures and ratios measured in the same run; they are never assertions.
+# The Go benchmarks first, then the load harness (real server on loopback, SPEC §7 ratios,
+# bench-report.json). BENCH_PHASE sets how long each load phase runs.
+BENCH_PHASE ?= 10s
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 $(PKGS)
+	$(GO) run ./cmd/switchboard-bench -phase $(BENCH_PHASE) -out bench-report.json
 
 clean:
 	rm -rf bin

@@ -38,11 +38,15 @@ type Server struct {
 	script   map[string][]Reply // per write key: replies to use before answering 200
 	messages map[string][]Message
 	requests map[string][]time.Time
+	seen     map[string]struct{} // every messageId, over all keys
 	// Behave, when set, decides the reply for every request (after the script is used up).
 	behave func(writeKey string) Reply
 
 	quit     chan struct{}
 	quitOnce sync.Once
+
+	// Lean keeps only each message's messageId (for load tests that count, not inspect).
+	Lean bool
 }
 
 // Close ends hanging replies and stops the server.
@@ -54,7 +58,7 @@ func (s *Server) Close() {
 
 // New starts a fake Segment on 127.0.0.1.
 func New() *Server {
-	s := &Server{script: map[string][]Reply{}, messages: map[string][]Message{}, requests: map[string][]time.Time{}, quit: make(chan struct{})}
+	s := &Server{script: map[string][]Reply{}, messages: map[string][]Message{}, requests: map[string][]time.Time{}, seen: map[string]struct{}{}, quit: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
 	return s
 }
@@ -112,7 +116,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.messages[key] = append(s.messages[key], body.Batch...)
+	for _, m := range body.Batch {
+		s.seen[m.MessageID] = struct{}{}
+	}
+	if s.Lean {
+		for _, m := range body.Batch {
+			s.messages[key] = append(s.messages[key], Message{MessageID: m.MessageID})
+		}
+	} else {
+		s.messages[key] = append(s.messages[key], body.Batch...)
+	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"success": true}`))
@@ -141,6 +154,13 @@ func (s *Server) Requests(writeKey string) []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Time(nil), s.requests[writeKey]...)
+}
+
+// UniqueCount returns how many distinct messageIds arrived over every write key.
+func (s *Server) UniqueCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
 }
 
 // WaitUnique waits until n distinct messages arrived for writeKey, or timeout; it reports

@@ -52,9 +52,35 @@ type NewDelivery struct {
 	MaxAge    time.Duration // how long it is retried before it is dead
 }
 
+const insertDeliverySQL = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
+	next_at, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?) RETURNING id`
+
 // InsertDelivery adds a delivery inside the caller's transaction, so that the outbox row commits
 // together with whatever caused it.
 func InsertDelivery(tx *sql.Tx, now time.Time, d NewDelivery) (int64, error) {
+	return deliveryInserter{tx.QueryRow}.insert(now, d)
+}
+
+// deliveryInserter inserts deliveries through a prepared statement when many go in one transaction.
+type deliveryInserter struct {
+	queryRow func(query string, args ...any) *sql.Row
+}
+
+func prepareDeliveryInsert(tx *sql.Tx) (*preparedDeliveries, error) {
+	st, err := tx.Prepare(insertDeliverySQL)
+	if err != nil {
+		return nil, err
+	}
+	return &preparedDeliveries{st}, nil
+}
+
+type preparedDeliveries struct{ *sql.Stmt }
+
+func (p *preparedDeliveries) insert(now time.Time, d NewDelivery) (int64, error) {
+	return deliveryInserter{func(_ string, args ...any) *sql.Row { return p.QueryRow(args...) }}.insert(now, d)
+}
+
+func (i deliveryInserter) insert(now time.Time, d NewDelivery) (int64, error) {
 	if d.Status == "" {
 		d.Status = StatusPending
 	}
@@ -63,9 +89,7 @@ func InsertDelivery(tx *sql.Tx, now time.Time, d NewDelivery) (int64, error) {
 		next = now
 	}
 	var id int64
-	err := tx.QueryRow(`INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
-		next_at, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?) RETURNING id`,
-		d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
+	err := i.queryRow(insertDeliverySQL, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
 		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now)).Scan(&id)
 	return id, err
 }

@@ -127,6 +127,11 @@ func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
 			return err
 		}
 		defer ins.Close()
+		insDelivery, err := prepareDeliveryInsert(tx)
+		if err != nil {
+			return err
+		}
+		defer insDelivery.Close()
 		b := p.Batch
 		for _, e := range p.Events {
 			ts := e.Time
@@ -152,7 +157,7 @@ func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
 			if p.NoKey {
 				d.Reason = "no_write_key"
 			}
-			if _, err := InsertDelivery(tx, now, d); err != nil {
+			if _, err := insDelivery.insert(now, d); err != nil {
 				return err
 			}
 			p.Queued++

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/e2e"
+	"github.com/switchboard-hub/switchboard/internal/fakesegment"
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+// Load shape of SPEC §7: SparkPost batches of 1,000 events, about 1 MB.
+const (
+	batchEvents = 1000
+	eventBytes  = 1000
+	posters     = 8 // concurrent SparkPost connections in the closed-loop phases
+	tenants     = 8
+)
+
+var batchSeq atomic.Int64
+
+// freshBatch returns a batch whose event ids were never used in this run.
+func freshBatch() []byte {
+	return e2e.DeliveryBatch(fmt.Sprintf("b%d", batchSeq.Add(1)), batchEvents, eventBytes)
+}
+
+func httpClient(conns int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = conns*2, conns*2
+	return &http.Client{Transport: t, Timeout: 60 * time.Second}
+}
+
+// storeCeiling measures how fast the store alone commits raw 1,000-event batches (the work the
+// hook does after authentication, without HTTP): the ceiling ingest is compared with.
+func storeCeiling(ctx context.Context, dir string, phase time.Duration, r *Report) error {
+	db, err := store.Open(ctx, filepath.Join(dir, "ceiling", "switchboard.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	tn, err := db.CreateTenant(ctx, "ceiling")
+	if err != nil {
+		return err
+	}
+	src := &store.Source{ID: "src_ceilingceilingc", TenantID: tn.ID, Name: "ceiling", Auth: "basic"}
+	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
+		return err
+	}
+	pool := make([][]byte, posters)
+	for i := range pool {
+		pool[i] = freshBatch()
+	}
+	var batches atomic.Int64
+	deadline := time.Now().Add(phase)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var first error
+	var once sync.Once
+	for w := range posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; time.Now().Before(deadline); n++ {
+				b := &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: fmt.Sprintf("w%d-%d", w, n), Body: pool[w]}
+				if _, err := db.AddBatch(ctx, b); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+				batches.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	r.StoreCeiling = float64(batches.Load()*batchEvents) / time.Since(start).Seconds()
+	return first
+}
+
+// server starts a fresh server and returns it with an operator client.
+func server(bin, dir, name string) (*e2e.Proc, *e2e.Client, error) {
+	p, err := e2e.Start(bin, filepath.Join(dir, name))
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := p.OperatorToken()
+	if err != nil {
+		p.Kill()
+		return nil, nil, err
+	}
+	return p, &e2e.Client{Base: p.URL(), Token: tok, HTTP: httpClient(64)}, nil
+}
+
+// makeTenants creates n SparkPost tenants whose write keys point at endpoint; capped (if ≥ 0)
+// names the tenant limited to capRPS requests/s.
+func makeTenants(op *e2e.Client, n int, endpoint string, capped, capRPS int) ([]*e2e.SparkPostTenant, error) {
+	var ts []*e2e.SparkPostTenant
+	for i := range n {
+		rps := 1000
+		if i == capped {
+			rps = capRPS
+		}
+		t, err := e2e.NewSparkPostTenant(op, fmt.Sprintf("bench-%d", i), endpoint, fmt.Sprintf("wk_bench_%d", i), rps)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+// closedLoop posts fresh batches from posters connections, round-robin over the tenants, for
+// phase; it returns the acknowledged events, the ack latencies and the first error.
+func closedLoop(ts []*e2e.SparkPostTenant, phase time.Duration) (events int64, lat []time.Duration, elapsed time.Duration, err error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	var next atomic.Int64
+	deadline := time.Now().Add(phase)
+	start := time.Now()
+	for range posters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				i := next.Add(1)
+				t := ts[int(i)%len(ts)]
+				batch := freshBatch()
+				sent := time.Now()
+				status, body, e := t.Post(batch, fmt.Sprintf("cl-%d", i))
+				d := time.Since(sent)
+				mu.Lock()
+				if e == nil && status != 200 {
+					e = fmt.Errorf("hook answered %d: %s", status, body)
+				}
+				if e != nil {
+					if err == nil {
+						err = e
+					}
+					mu.Unlock()
+					return
+				}
+				lat = append(lat, d)
+				mu.Unlock()
+				acked.Add(batchEvents)
+			}
+		}()
+	}
+	wg.Wait()
+	return acked.Load(), lat, time.Since(start), err
+}
+
+// openModel sends batches at a fixed rate for d, each on its own goroutine, and measures latency
+// from the moment each was due (so a slow server cannot hide its queueing).
+func openModel(ts []*e2e.SparkPostTenant, rate float64, d time.Duration) Step {
+	s := Step{TargetBatchesPerS: rate}
+	interval := time.Duration(float64(time.Second) / rate)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	start := time.Now()
+	n := int(d.Seconds() * rate)
+	batches := make([][]byte, n) // generated ahead, so the generator does not steal the schedule
+	for i := range batches {
+		batches[i] = freshBatch()
+	}
+	for i := range n {
+		due := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(due))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, _, err := ts[i%len(ts)].Post(batches[i], fmt.Sprintf("om-%d-%d", int(rate*100), i))
+			l := time.Since(due)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || status != 200 {
+				s.Errors++
+				return
+			}
+			lat = append(lat, l)
+		}()
+	}
+	wg.Wait()
+	s.AchievedPerS = float64(len(lat)) / time.Since(start).Seconds()
+	s.P50ms, s.P99ms = pct(lat, 50), pct(lat, 99)
+	return s
+}
+
+func pct(ls []time.Duration, p int) float64 {
+	if len(ls) == 0 {
+		return 0
+	}
+	s := slices.Clone(ls)
+	slices.Sort(s)
+	i := min(len(s)-1, (len(s)*p+99)/100-1)
+	return float64(s[max(i, 0)].Microseconds()) / 1000
+}
+
+// ingest measures SparkPost batch acknowledgement with sending paused: closed loop for the
+// maximum, then an open-model sweep at fractions of it.
+func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report) error {
+	fake := fakesegment.New()
+	fake.Lean = true
+	defer fake.Close()
+	p, op, err := server(bin, dir, "ingest")
+	if err != nil {
+		return err
+	}
+	defer p.Kill()
+	ts, err := makeTenants(op, tenants, fake.URL, -1, 0)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts { // store and process, send nothing: ingest only
+		if status, body, err := t.Admin.Do("PATCH", "/api/v1/tenants/"+t.ID+"/sources/"+t.SourceID, []byte(`{"paused": true}`)); err != nil || status != 200 {
+			return fmt.Errorf("pause: %d %s %v", status, body, err)
+		}
+	}
+	events, lat, elapsed, err := closedLoop(ts, phase)
+	if err != nil {
+		return err
+	}
+	r.Ingest = float64(events) / elapsed.Seconds()
+	r.IngestRequests = r.Ingest / batchEvents
+	r.IngestP50, r.IngestP99 = pct(lat, 50), pct(lat, 99)
+	for _, frac := range []float64{0.25, 0.5, 0.75} {
+		s := openModel(ts, r.IngestRequests*frac, phase/2)
+		r.Sweep = append(r.Sweep, s)
+		if frac == 0.5 {
+			r.HalfRateP50, r.HalfRateP99 = s.P50ms, s.P99ms
+		}
+	}
+	r.PeakRSSMiB = max(r.PeakRSSMiB, p.PeakRSSMiB())
+	_, err = p.Stop()
+	return err
+}
+
+// endToEnd posts for one phase to 8 tenants (one capped at 10 requests/s) and measures the rate
+// at which every acknowledged event reaches the fake Segment, counting any that never do.
+func endToEnd(ctx context.Context, bin, dir string, phase time.Duration, r *Report) error {
+	fake := fakesegment.New()
+	fake.Lean = true
+	defer fake.Close()
+	p, op, err := server(bin, dir, "e2e")
+	if err != nil {
+		return err
+	}
+	defer p.Kill()
+	ts, err := makeTenants(op, tenants, fake.URL, 0, 10)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	events, _, _, err := closedLoop(ts, phase)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10*phase + time.Minute)
+	for fake.UniqueCount() < int(events) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	got := fake.UniqueCount()
+	r.EndToEndSent = int(events)
+	r.EndToEndLost = int(events) - got
+	r.EndToEnd = float64(got) / elapsed.Seconds()
+	r.PeakRSSMiB = max(r.PeakRSSMiB, p.PeakRSSMiB())
+	if fi, err := os.Stat(filepath.Join(dir, "e2e", "switchboard.db-wal")); err == nil {
+		r.WALMiB = float64(fi.Size()) / (1 << 20)
+	}
+	_, err = p.Stop()
+	return err
+}

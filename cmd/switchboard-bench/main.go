@@ -1,0 +1,183 @@
+// Command switchboard-bench measures Switchboard against the targets of SPEC §7 in one run, on
+// loopback: it builds and starts the real server on a fresh database, drives it with SparkPost
+// batches (and Segment messages), points it at a fake Segment, and prints the ratios with their
+// goals as a table and as JSON. Ratios compare figures measured in the same run on the same
+// machine, so they say something even on a busy or slow box; absolute figures do not.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what one run measured; it is also written as JSON.
+type Report struct {
+	When      time.Time `json:"when"`
+	GoVersion string    `json:"go_version"`
+	CPUs      int       `json:"cpus"`
+	Phase     float64   `json:"phase_seconds"`
+
+	StoreCeiling   float64 `json:"store_insert_ceiling_events_per_s"`
+	Ingest         float64 `json:"sparkpost_ingest_events_per_s"`
+	IngestRequests float64 `json:"sparkpost_ingest_batches_per_s"`
+	IngestP50      float64 `json:"sparkpost_ack_p50_ms"`
+	IngestP99      float64 `json:"sparkpost_ack_p99_ms"`
+	HalfRateP50    float64 `json:"sparkpost_ack_p50_ms_at_half_rate"`
+	HalfRateP99    float64 `json:"sparkpost_ack_p99_ms_at_half_rate"`
+	Sweep          []Step  `json:"open_model_sweep"`
+	EndToEnd       float64 `json:"end_to_end_events_per_s"`
+	EndToEndSent   int     `json:"end_to_end_events"`
+	EndToEndLost   int     `json:"end_to_end_lost"`
+	SegmentSingle  float64 `json:"segment_single_messages_per_s"`
+	SegmentP99     float64 `json:"segment_single_ack_p99_ms"`
+	PeakRSSMiB     float64 `json:"peak_rss_mib"`
+	WALMiB         float64 `json:"wal_mib_at_end"`
+
+	Ratios []Ratio  `json:"ratios"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Step is one rate of the open-model sweep.
+type Step struct {
+	TargetBatchesPerS float64 `json:"target_batches_per_s"`
+	AchievedPerS      float64 `json:"achieved_batches_per_s"`
+	P50ms             float64 `json:"p50_ms"`
+	P99ms             float64 `json:"p99_ms"`
+	Errors            int     `json:"errors"`
+}
+
+// Ratio is one SPEC §7 target with what this run measured.
+type Ratio struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Goal  string  `json:"goal"`
+	Met   bool    `json:"met"`
+}
+
+func main() {
+	phase := flag.Duration("phase", 10*time.Second, "how long each load phase runs")
+	out := flag.String("out", "bench-report.json", "where to write the JSON report")
+	keep := flag.Bool("keep", false, "keep the temporary directory (database, logs)")
+	flag.Parse()
+
+	dir, err := os.MkdirTemp("", "switchboard-bench")
+	if err != nil {
+		fail(err)
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	bin := filepath.Join(dir, "switchboard")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/switchboard").CombinedOutput(); err != nil {
+		fail(fmt.Errorf("build: %v\n%s", err, out))
+	}
+	r := &Report{When: time.Now().UTC(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), Phase: phase.Seconds()}
+	ctx := context.Background()
+
+	step(r, "store insert ceiling", func() error { return storeCeiling(ctx, dir, *phase, r) })
+	step(r, "SparkPost ingest (closed loop, then open-model sweep)", func() error { return ingest(ctx, bin, dir, *phase, r) })
+	step(r, "end to end to a fake Segment, 8 tenants", func() error { return endToEnd(ctx, bin, dir, *phase, r) })
+	step(r, "single-message Segment POSTs, 64 clients", func() error { return segmentSingles(ctx, bin, dir, *phase, r) })
+
+	r.Ratios = ratios(r)
+	print(r)
+	b, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		fail(err)
+	}
+	fmt.Printf("\nwrote %s\n", *out)
+	if len(r.Errors) > 0 {
+		os.Exit(1)
+	}
+}
+
+// step runs one phase; a failed phase is reported and the run goes on with the next.
+func step(r *Report, name string, f func() error) {
+	fmt.Fprintf(os.Stderr, "== %s\n", name)
+	start := time.Now()
+	if err := f(); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", name, err))
+		fmt.Fprintf(os.Stderr, "   FAILED: %v\n", err)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "   done in %s\n", time.Since(start).Round(time.Millisecond))
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "switchboard-bench:", err)
+	os.Exit(1)
+}
+
+func ratios(r *Report) []Ratio {
+	var out []Ratio
+	add := func(name string, v float64, goal string, met bool) {
+		out = append(out, Ratio{Name: name, Value: v, Goal: goal, Met: met})
+	}
+	if r.StoreCeiling > 0 {
+		v := r.Ingest / r.StoreCeiling
+		add("SparkPost ingest / store insert ceiling", v, "≥ 0.6", v >= 0.6)
+	}
+	if r.Ingest > 0 {
+		v := r.EndToEnd / r.Ingest
+		add("end to end (8 tenants) / ingest", v, "≥ 0.5, zero loss", v >= 0.5 && r.EndToEndLost == 0)
+	}
+	add("single Segment messages/s at 64 clients", r.SegmentSingle, "≥ 10,000", r.SegmentSingle >= 10000)
+	add("p99 ack of a 1 MB batch at half the max rate (ms)", r.HalfRateP99, "≤ 250", r.HalfRateP99 > 0 && r.HalfRateP99 <= 250)
+	add("peak RSS (MiB)", r.PeakRSSMiB, "≤ 512", r.PeakRSSMiB > 0 && r.PeakRSSMiB <= 512)
+	add("SparkPost ingest events/s vs RudderStack's 35,000 ×2", r.Ingest/70000, "≥ 1", r.Ingest >= 70000)
+	return out
+}
+
+func print(r *Report) {
+	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "\nSwitchboard benchmark — %s, %d CPUs, %s per phase\n\n", r.GoVersion, r.CPUs, time.Duration(r.Phase*float64(time.Second)))
+	fmt.Fprintln(w, "measure\tvalue\t")
+	row := func(k string, v float64, unit string) { fmt.Fprintf(w, "%s\t%s %s\t\n", k, num(v), unit) }
+	row("store insert ceiling", r.StoreCeiling, "events/s")
+	row("SparkPost ingest (ack after commit)", r.Ingest, "events/s")
+	row("  ack p50 / p99 at max", r.IngestP50, fmt.Sprintf("ms / %s ms", num(r.IngestP99)))
+	row("  ack p50 / p99 at half rate", r.HalfRateP50, fmt.Sprintf("ms / %s ms", num(r.HalfRateP99)))
+	for _, s := range r.Sweep {
+		fmt.Fprintf(w, "  open model %s batches/s\tachieved %s, p50 %s ms, p99 %s ms, errors %d\t\n", num(s.TargetBatchesPerS), num(s.AchievedPerS), num(s.P50ms), num(s.P99ms), s.Errors)
+	}
+	row("end to end to fake Segment", r.EndToEnd, fmt.Sprintf("events/s (%d events, %d lost)", r.EndToEndSent, r.EndToEndLost))
+	row("single Segment messages (64 clients)", r.SegmentSingle, fmt.Sprintf("messages/s, p99 %s ms", num(r.SegmentP99)))
+	row("peak RSS", r.PeakRSSMiB, "MiB")
+	row("WAL at end", r.WALMiB, "MiB")
+	fmt.Fprintln(w, "\nSPEC §7 target\tmeasured\tgoal\tmet")
+	for _, x := range r.Ratios {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", x.Name, num(x.Value), x.Goal, x.Met)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "\nFAILED %s\n", e)
+	}
+	w.Flush()
+}
+
+func num(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		s := fmt.Sprintf("%.0f", v)
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		return b.String()
+	}
+}
