@@ -21,9 +21,10 @@ const maxGroup = 512
 type WriteFunc func(tx *sql.Tx) error
 
 type writeRequest struct {
-	ctx  context.Context
-	fn   WriteFunc
-	done chan error
+	ctx   context.Context
+	fn    WriteFunc
+	done  chan error
+	alone bool // runs in a transaction of its own (see WriteBulk)
 }
 
 // committer is the group-commit loop: it owns the one writer connection, takes the writes that
@@ -53,8 +54,19 @@ func newCommitter(db *sql.DB) *committer {
 // Write runs fn inside a transaction shared with other concurrent writers and returns after that
 // transaction committed (nil) or failed (the error). fn's own error rolls back only fn's part.
 func (db *DB) Write(ctx context.Context, fn WriteFunc) error {
+	return db.write(ctx, fn, false)
+}
+
+// WriteBulk is Write for a large write (thousands of rows): it runs in a transaction of its own.
+// Inside a shared transaction each caller runs under a savepoint, and SQLite's statement journal
+// then grows with every row of the savepoint, making a large write quadratic; alone it needs none.
+func (db *DB) WriteBulk(ctx context.Context, fn WriteFunc) error {
+	return db.write(ctx, fn, true)
+}
+
+func (db *DB) write(ctx context.Context, fn WriteFunc, alone bool) error {
 	c := db.commit
-	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	r := &writeRequest{ctx: ctx, fn: fn, done: make(chan error, 1), alone: alone}
 	select {
 	case c.reqs <- r:
 	case <-ctx.Done():
@@ -83,17 +95,26 @@ func (c *committer) loop() {
 	defer close(c.stopped)
 	defer c.alive.Store(false)
 	batch := make([]*writeRequest, 0, maxGroup)
+	var held *writeRequest // a bulk write taken while gathering: it goes next, alone
 	for {
-		select {
-		case r := <-c.reqs:
-			batch = append(batch[:0], r)
-		case <-c.quit:
-			return
-		}
-	gather:
-		for len(batch) < maxGroup {
+		if held != nil {
+			batch, held = append(batch[:0], held), nil
+		} else {
 			select {
 			case r := <-c.reqs:
+				batch = append(batch[:0], r)
+			case <-c.quit:
+				return
+			}
+		}
+	gather:
+		for len(batch) < maxGroup && !batch[0].alone {
+			select {
+			case r := <-c.reqs:
+				if r.alone {
+					held = r
+					break gather
+				}
 				batch = append(batch, r)
 			default:
 				break gather

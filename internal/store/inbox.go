@@ -116,7 +116,7 @@ type ProcessedBatch struct {
 // delivery per new queued event, and marks the batch processed — all in one transaction, so that
 // a crash at any point leaves the batch to be processed again from the start.
 func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
-	return db.Write(ctx, func(tx *sql.Tx) error {
+	return db.WriteBulk(ctx, func(tx *sql.Tx) error {
 		now := db.Now()
 		p.Inserted, p.Queued = 0, 0
 		ins, err := tx.Prepare(`INSERT INTO email_events (tenant_id, source_id, inbox_id, event_id, type, wrapper, ts, recipient, message_id,

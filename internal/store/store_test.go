@@ -339,3 +339,50 @@ func TestSegmentKeyVersionsAndCascade(t *testing.T) {
 		t.Fatalf("write key survived its tenant: %v", err)
 	}
 }
+
+func TestWriteBulkRunsAlone(t *testing.T) {
+	db := MustOpenDB(t)
+	createItems(t, db)
+	ctx := context.Background()
+	release, held := holdWriter(t, db)
+	var wg sync.WaitGroup
+	results := make([]error, 5)
+	boom := errors.New("bulk failed")
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 2 {
+				results[i] = db.WriteBulk(ctx, func(tx *sql.Tx) error {
+					for j := range 100 {
+						if _, err := tx.Exec(`INSERT INTO items (id) VALUES (?)`, 1000+j); err != nil {
+							return err
+						}
+					}
+					return boom
+				})
+				return
+			}
+			results[i] = db.Write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`INSERT INTO items (id) VALUES (?)`, i); return err })
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	before, _ := db.CommitStats()
+	release()
+	<-held
+	wg.Wait()
+	after, _ := db.CommitStats()
+	for i, err := range results {
+		if i == 2 && !errors.Is(err, boom) || i != 2 && err != nil {
+			t.Fatalf("results = %v", results)
+		}
+	}
+	var n int
+	db.Reader().QueryRow(`SELECT COUNT(*) FROM items`).Scan(&n)
+	if n != 4 {
+		t.Fatalf("%d rows; want the 4 small writes and nothing of the failed bulk write", n)
+	}
+	if after-before < 2 {
+		t.Fatalf("%d transactions after the held one; the bulk write must not share one", after-before)
+	}
+}
