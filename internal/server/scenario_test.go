@@ -66,6 +66,7 @@ func NewTestApp(tb testing.TB) *TestApp {
 		PublicURL:       "http://switchboard.test",
 		SegmentEndpoint: "https://api.segment.io",
 		BodyLimit:       64 << 10,
+		HookMemory:      16 << 20, // the minimum: one full-size hook body at a time
 	})
 	app := &TestApp{t: tb, DB: db, Tokens: tokens, Server: srv, HTTP: httptest.NewServer(srv.Handler()), Logs: logs}
 	tb.Cleanup(func() {

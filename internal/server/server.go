@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/store"
@@ -43,6 +44,9 @@ type Config struct {
 	// BodyLimit overrides AdminBodyLimit (tests use a small one).
 	BodyLimit int64
 
+	// HookMemory bounds the webhook body bytes read at once (DefaultHookMemory when 0).
+	HookMemory int64
+
 	// Wake tells the outbox engine of target that a tenant may have deliveries due now.
 	Wake func(target, tenantID string)
 
@@ -54,8 +58,9 @@ type Config struct {
 // Server holds the router and what its handlers share.
 type Server struct {
 	Config
-	engine  *gin.Engine
-	metrics *httpMetrics
+	engine     *gin.Engine
+	metrics    *httpMetrics
+	hookMemory *semaphore.Weighted
 }
 
 // New builds the router.
@@ -70,7 +75,7 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry)}
+	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), hookMemory: newHookMemory(cfg.HookMemory)}
 	s.engine = s.routes()
 	return s
 }

@@ -37,7 +37,7 @@ var sparkpostTypes = []string{
 
 // sourceRoutes mounts the SparkPost hook, OAuth token endpoint and the source admin routes.
 func (s *Server) sourceRoutes(r *gin.Engine, t *gin.RouterGroup) {
-	r.POST("/hooks/sparkpost/:sid", s.sparkpostHook)
+	r.POST("/hooks/sparkpost/:sid", s.limitHookMemory, s.sparkpostHook)
 	r.POST("/oauth/token", s.oauthToken)
 
 	t.POST("/sources", s.createSource)

@@ -1,0 +1,58 @@
+package server_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHookMemoryIsBounded holds the whole hook-memory budget with one slow 16 MiB upload and
+// checks that the next large post is told to come back (503 + Retry-After), not buffered.
+func TestHookMemoryIsBounded(t *testing.T) {
+	app := NewTestApp(t)
+	a := app.Tenant("A")
+	src := app.createSource(app.TenantToken(a), a.ID, `{"name": "prod"}`)
+	hook := app.HTTP.URL + "/hooks/sparkpost/" + src.ID
+	auth := basicAuth(src.Credentials.Username, src.Credentials.Password)
+
+	pr, pw := io.Pipe()
+	slow, _ := http.NewRequest("POST", hook, pr)
+	slow.ContentLength = 16 << 20
+	slow.Header.Set("Authorization", auth)
+	slowDone := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(slow)
+		if err != nil {
+			slowDone <- 0
+			return
+		}
+		resp.Body.Close()
+		slowDone <- resp.StatusCode
+	}()
+	pw.Write([]byte("[")) // the slow upload has started and holds its reservation
+	time.Sleep(100 * time.Millisecond)
+
+	// A second full-size post needs room in the budget too.
+	big := "[" + strings.Repeat(" ", 16<<20-2) + "]"
+	req, _ := http.NewRequest("POST", hook, strings.NewReader(big))
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second large post while the budget is taken: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// The slow upload finishes normally (an empty batch) and frees its room.
+	pw.Write([]byte(strings.Repeat(" ", 16<<20-2) + "]"))
+	pw.Close()
+	if code := <-slowDone; code != 200 {
+		t.Fatalf("slow upload: %d", code)
+	}
+	if status, _, _ := app.Do("POST", "/hooks/sparkpost/"+src.ID, "", `[]`, "Authorization", auth); status != 200 {
+		t.Fatalf("after the budget freed up: %d", status)
+	}
+}
