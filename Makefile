@@ -4,7 +4,7 @@ PKGS     := ./...
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: run build test vet fmt-check bench clean
+.PHONY: run build test vet fmt-check fuzz bench clean
 
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/switchboard serve
@@ -21,6 +21,17 @@ fmt-check:
 
 test: vet fmt-check
 	$(GO) test -race -count=1 $(PKGS)
+
+# Every fuzz target runs for FUZZTIME (CI runs this after `make test`). A crasher found is saved
+# under the package's testdata/fuzz and then runs as a plain regression test in `make test`.
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 # Benchmarks report figures and ratios measured in the same run; they are never assertions.
 # The Go benchmarks first, then the load harness (real server on loopback, SPEC §7 ratios,
