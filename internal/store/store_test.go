@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -384,5 +385,41 @@ func TestWriteBulkRunsAlone(t *testing.T) {
 	}
 	if after-before < 2 {
 		t.Fatalf("%d transactions after the held one; the bulk write must not share one", after-before)
+	}
+}
+
+func TestCloseCheckpointsAndTruncatesTheWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sb.db")
+	db, err := store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	createItems(t, db)
+	for i := range 50 {
+		if err := db.Write(context.Background(), func(tx *sql.Tx) error {
+			_, err := tx.Exec(`INSERT INTO items (id) VALUES (?)`, i)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("WAL while open: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		t.Fatalf("WAL after Close is %d bytes; want it checkpointed and truncated", fi.Size())
+	}
+	db, err = store.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	db.Reader().QueryRow(`SELECT COUNT(*) FROM items`).Scan(&n)
+	if n != 50 {
+		t.Fatalf("%d rows after reopening; want 50", n)
 	}
 }
