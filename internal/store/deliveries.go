@@ -149,17 +149,18 @@ type Outcome struct {
 // FinishDeliveries records outcomes of claimed deliveries in one transaction. A failed delivery
 // past its expiry becomes dead. It returns how many became delivered and dead.
 func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, dead int, err error) {
-	err = db.Write(ctx, func(tx *sql.Tx) error {
+	write := db.Write
+	if len(outs) > 50 {
+		write = db.WriteBulk
+	}
+	err = write(ctx, func(tx *sql.Tx) error {
 		delivered, dead = 0, 0
 		now := toMillis(db.Now())
+		var ok []any
 		for _, o := range outs {
 			switch {
 			case o.Delivered:
-				if _, err := tx.Exec(`UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL
-					WHERE id = ? AND status = 'sending'`, now, now, o.ID); err != nil {
-					return err
-				}
-				delivered++
+				ok = append(ok, o.ID)
 			case o.Hold != "":
 				if _, err := tx.Exec(`UPDATE deliveries SET status = 'pending', attempts = MAX(attempts - 1, 0), reason = ?, next_at = ?, updated_at = ?
 					WHERE id = ? AND status = 'sending'`, o.Hold, toMillis(o.NextAt), now, o.ID); err != nil {
@@ -177,9 +178,26 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 				}
 			}
 		}
+		// The common case, every message accepted, is a few statements rather than one per row.
+		for len(ok) > 0 {
+			chunk := ok[:min(len(ok), 500)]
+			ok = ok[len(chunk):]
+			res, err := tx.Exec(`UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL
+				WHERE status = 'sending' AND id IN (`+marks(len(chunk))+`)`, append([]any{now, now}, chunk...)...)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			delivered += int(n)
+		}
 		return nil
 	})
 	return delivered, dead, err
+}
+
+// marks returns "?, ?, …" with n placeholders.
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 func truncate(s string, n int) string {
