@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,11 +125,9 @@ func (s *SegmentSender) Send(ctx context.Context, tenantID string, ds []*store.D
 	}
 	chans := make([]chan error, len(ds))
 	for i, d := range ds {
-		var m SegmentMessage
-		dec := json.NewDecoder(bytes.NewReader(d.Payload))
-		dec.UseNumber() // numbers go out with the exact text they came in with
-		if err := dec.Decode(&m); err != nil {
-			results[i].Err = fmt.Errorf("stored payload is not a Segment message: %w", err)
+		m, err := decodeSegmentMessage(d.Payload)
+		if err != nil {
+			results[i].Err = err
 			continue
 		}
 		ch := make(chan error, 1)
@@ -157,16 +154,50 @@ func (s *SegmentSender) Send(ctx context.Context, tenantID string, ds []*store.D
 			results[i].Err = err
 		case <-ctx.Done():
 			results[i].Err = errors.New("no answer from Segment in time")
-			var m SegmentMessage
-			if json.Unmarshal(ds[i].Payload, &m) == nil {
-				c.forget(m.MessageID)
-			}
+			c.forget(ds[i].MessageID)
 		}
 		if results[i].Err != nil {
 			results[i].RetryAfter = c.gate.wait()
 		}
 	}
 	return results
+}
+
+// storedMessage is SegmentMessage as read back for sending: properties and context stay raw JSON
+// a level down, so that sending costs no deep decode and every value goes out byte for byte as
+// it was stored (numbers keep their exact text).
+type storedMessage struct {
+	MessageID   string                     `json:"messageId"`
+	UserID      string                     `json:"userId"`
+	AnonymousID string                     `json:"anonymousId"`
+	Event       string                     `json:"event"`
+	Timestamp   time.Time                  `json:"timestamp"`
+	Properties  map[string]json.RawMessage `json:"properties"`
+	Context     map[string]json.RawMessage `json:"context"`
+}
+
+// sendable is a stored message in analytics-go's types.
+type sendable struct {
+	MessageID, UserID, AnonymousID, Event string
+	Timestamp                             time.Time
+	Properties                            analytics.Properties
+	Context                               map[string]any
+}
+
+func decodeSegmentMessage(payload []byte) (*sendable, error) {
+	var m storedMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, fmt.Errorf("stored payload is not a Segment message: %w", err)
+	}
+	out := &sendable{MessageID: m.MessageID, UserID: m.UserID, AnonymousID: m.AnonymousID, Event: m.Event, Timestamp: m.Timestamp,
+		Properties: make(analytics.Properties, len(m.Properties)), Context: make(map[string]any, len(m.Context))}
+	for k, v := range m.Properties {
+		out.Properties[k] = v
+	}
+	for k, v := range m.Context {
+		out.Context[k] = v
+	}
+	return out, nil
 }
 
 func (c *segmentClient) forget(id string) {
