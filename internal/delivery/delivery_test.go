@@ -148,9 +148,17 @@ func TestRetriesAfterServerErrors(t *testing.T) {
 	if n := len(h.fake.Unique("wk_flaky")); n != 10 {
 		t.Fatalf("unique messages = %d, want 10", n)
 	}
+	// The first requests failed, so at least one delivery shows its retry and the error that
+	// caused it (which ones depends on how analytics-go split them into requests).
 	ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Limit: 10})
-	if ds[0].Attempts < 2 || ds[0].LastError == "" {
-		t.Fatalf("a retried delivery shows attempts %d and last error %q", ds[0].Attempts, ds[0].LastError)
+	retried := 0
+	for _, d := range ds {
+		if d.Attempts >= 2 && d.LastError != "" {
+			retried++
+		}
+	}
+	if retried == 0 {
+		t.Fatal("no delivery shows a retry and its last error after the 500 and the 503")
 	}
 }
 

@@ -146,6 +146,19 @@ func (c *committer) transact(batch []*writeRequest, errs []error) error {
 	}
 	defer tx.Rollback()
 	single := len(batch) == 1
+	var sp, rollback, release *sql.Stmt
+	if !single {
+		// Prepared once per transaction: every grouped write runs all three.
+		for _, p := range []struct {
+			st  **sql.Stmt
+			sql string
+		}{{&sp, `SAVEPOINT w`}, {&rollback, `ROLLBACK TO w`}, {&release, `RELEASE w`}} {
+			if *p.st, err = tx.Prepare(p.sql); err != nil {
+				return fmt.Errorf("store: prepare %s: %w", p.sql, err)
+			}
+			defer (*p.st).Close()
+		}
+	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
@@ -158,15 +171,15 @@ func (c *committer) transact(batch []*writeRequest, errs []error) error {
 			}
 			continue
 		}
-		if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+		if _, err := sp.Exec(); err != nil {
 			return fmt.Errorf("store: savepoint: %w", err)
 		}
 		if errs[i] = call(r.fn, tx); errs[i] != nil {
-			if _, err := tx.Exec(`ROLLBACK TO w`); err != nil {
+			if _, err := rollback.Exec(); err != nil {
 				return fmt.Errorf("store: rollback to savepoint: %w", err)
 			}
 		}
-		if _, err := tx.Exec(`RELEASE w`); err != nil {
+		if _, err := release.Exec(); err != nil {
 			return fmt.Errorf("store: release savepoint: %w", err)
 		}
 	}
