@@ -1,0 +1,129 @@
+package destination
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+// serviceFixture is a database with a tenant and one destination with the given settings.
+func serviceFixture(tb testing.TB, settings Settings) (*Service, string) {
+	tb.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), "switchboard.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	tn, err := db.CreateTenant(ctx, "t")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d := &store.Destination{ID: domain.NewID("dst_"), TenantID: tn.ID, Name: "d", Settings: settings.Encode(),
+		Key: store.DestinationKey{APIKeyHash: "x", APIKeyHint: "x", SecretEnc: []byte("x"), SecretHint: "x"}}
+	if err := db.CreateDestination(ctx, d); err != nil {
+		tb.Fatal(err)
+	}
+	w := &store.Workflow{ID: domain.NewID("wfl_"), TenantID: tn.ID, Name: "w", Event: "E", URL: "http://127.0.0.1:9/", SecretEnc: []byte("s"), SecretHint: "s"}
+	if err := db.CreateWorkflow(ctx, w); err != nil {
+		tb.Fatal(err)
+	}
+	return &Service{DB: db}, d.ID
+}
+
+// FuzzReceive feeds arbitrary hook bodies through everything the hook does after it
+// authenticated the caller: split, parse, store and apply in one write. Whatever the body,
+// Receive never fails, and every message is counted exactly once.
+func FuzzReceive(f *testing.F) {
+	for _, name := range []string{"suprsend_identify_language.json", "suprsend_identify_channels.json"} {
+		b, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		`[]`, `{}`, `{"batch":[1,{"type":"track","userId":"u","event":"E"}]}`,
+		`[{"type":"track","userId":"u","event":"E","messageId":"m"},{"type":"identify","userId":"u","traits":{"email":"u@x.io"}},{"type":"track","userId":"u","event":"E","messageId":"m"}]`,
+		`[{"type":"alias","userId":"a","previousId":"b"},{"type":"group","userId":"a","groupId":"g"},{"type":"delete","userId":"a"}]`,
+		`{"type":"identify","userId":"u","traits":{"email":["a@b.co","x"],"phone":"+1 (555) 010-0000","language":"HI","timezone":"../x","$groups":7}}`,
+		`{"type":"page","anonymousId":"a","properties":{"name":"Home"}}`,
+		`{"type":"identify","userId":"` + string(make([]byte, 300)) + `"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	settings := DefaultSettings()
+	settings.HoldFor = 0
+	svc, did := serviceFixture(f, settings)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		msgs, _, err := SplitBody(body)
+		if err != nil {
+			return
+		}
+		r, err := svc.Receive(context.Background(), did, Prepare(msgs))
+		if err != nil {
+			t.Fatalf("Receive(%q): %v", body, err)
+		}
+		if r.Accepted+r.Duplicates+r.Ignored != len(msgs) {
+			t.Fatalf("%d messages, receipt %+v", len(msgs), r)
+		}
+		for _, ig := range r.IgnoredReasons {
+			if ig.Reason == "" || ig.MessageID == "" {
+				t.Fatalf("ignored without reason or id: %+v", ig)
+			}
+		}
+	})
+}
+
+// Applying the same messages again through replay changes nothing, and a replay never adds
+// workflow deliveries.
+func TestReplayIsIdempotentAndFiresNothing(t *testing.T) {
+	svc, did := serviceFixture(t, DefaultSettings())
+	ctx := context.Background()
+	var msgs []json.RawMessage
+	for i := range 20 {
+		msgs = append(msgs, json.RawMessage(fmt.Sprintf(`{"type":"identify","userId":"u%d","messageId":"i%d","traits":{"email":"u%d@example.com","mobile":"+1555010%04d"}}`, i%7, i, i, i)))
+		msgs = append(msgs, json.RawMessage(fmt.Sprintf(`{"type":"track","userId":"u%d","messageId":"t%d","event":"E"}`, i%7, i)))
+	}
+	msgs = append(msgs, json.RawMessage(`{"type":"alias","userId":"u1","previousId":"u2","messageId":"a"}`))
+	if _, err := svc.Receive(ctx, did, Prepare(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	count := func() (deliveries, events int) {
+		svc.DB.Reader().QueryRow(`SELECT COUNT(*) FROM deliveries`).Scan(&deliveries)
+		svc.DB.Reader().QueryRow(`SELECT COUNT(*) FROM user_events`).Scan(&events)
+		return
+	}
+	d0, e0 := count()
+	d, err := svc.DB.Destination(ctx, mustTenant(t, svc), did)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		res, err := svc.Replay(ctx, d.TenantID, did, ReplayRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Messages != len(msgs) || res.ProfilesChanged != 0 {
+			t.Fatalf("replay %d with an unchanged mapping: %+v", i, res)
+		}
+	}
+	if d1, e1 := count(); d1 != d0 || e1 != e0 {
+		t.Fatalf("replay changed deliveries %d→%d or events %d→%d", d0, d1, e0, e1)
+	}
+}
+
+func mustTenant(t *testing.T, svc *Service) string {
+	t.Helper()
+	var id string
+	if err := svc.DB.Reader().QueryRow(`SELECT id FROM tenants`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
