@@ -2,69 +2,258 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"time"
 )
 
-// EventFilter selects stored SparkPost events (SPEC §5.5; the basic filters).
+// EventFilter selects stored SparkPost events with the filters of SparkPost's Events API
+// (SPEC §5.5). A list matches any of its values; an empty list does not filter. Campaigns and
+// Templates take SparkPost's `*` wildcard ("spring-*").
 type EventFilter struct {
-	TenantID   string
-	Types      []string
-	Recipients []string
-	From, To   time.Time // from inclusive, to exclusive; zero: open
-	Limit      int
-	// Before is the (time, id) of the last event of the previous page; newest first.
+	TenantID      string
+	Types         []string
+	Recipients    []string
+	Campaigns     []string
+	Templates     []string
+	Transmissions []string
+	Messages      []string
+	Subaccounts   []string
+	BounceClasses []string
+	EventIDs      []string
+	From, To      time.Time // from inclusive, to exclusive; zero: open
+	Limit         int       // events per page
+
+	// BeforeTime and BeforeID are the (time, id) of the last event of the previous page: pages
+	// run newest first by (ts, id), so events stored meanwhile never shift a later page.
 	BeforeTime time.Time
 	BeforeID   int64
 }
 
-// EmailEvents returns one page of a tenant's events, newest first, and the total matching count.
-func (db *DB) EmailEvents(ctx context.Context, f EventFilter) ([]*EmailEvent, int, error) {
-	where, args := []string{`e.tenant_id = ?`}, []any{f.TenantID}
-	in := func(col string, vals []string) {
-		if len(vals) == 0 {
-			return
-		}
-		where = append(where, col+` IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(vals)), ", ")+`)`)
-		for _, v := range vals {
-			args = append(args, v)
+// driver names the filter a query is driven by: the query reads that filter's index (INDEXED
+// BY, so the plan never depends on what SQLite guesses about the data) and checks the other
+// filters on the rows it finds. The order is how narrowly one value of each usually selects: an
+// event id or a message names a handful of events, a recipient a few hundred, a campaign or a
+// template thousands, a type a large share of everything.
+type driver int
+
+const (
+	byTime driver = iota
+	byTypes
+	bySubaccounts
+	byBounceClasses
+	byTemplates
+	byCampaigns
+	byTransmissions
+	byRecipients
+	byMessages
+	byEventIDs
+)
+
+func (f *EventFilter) driver() driver {
+	switch {
+	case len(f.EventIDs) > 0:
+		return byEventIDs
+	case len(f.Messages) > 0:
+		return byMessages
+	case len(f.Recipients) > 0:
+		return byRecipients
+	case len(f.Transmissions) > 0:
+		return byTransmissions
+	case len(f.Campaigns) > 0:
+		return byCampaigns
+	case len(f.Templates) > 0:
+		return byTemplates
+	case len(f.BounceClasses) > 0:
+		return byBounceClasses
+	case len(f.Subaccounts) > 0:
+		return bySubaccounts
+	case len(f.Types) > 0:
+		return byTypes
+	}
+	return byTime
+}
+
+// indexes are the indexes each driver reads (migrations 0003 and 0005).
+var indexes = map[driver]string{
+	byTime: "email_events_ts", byTypes: "email_events_type", bySubaccounts: "email_events_subaccount",
+	byBounceClasses: "email_events_bounce_class", byTemplates: "email_events_template", byCampaigns: "email_events_campaign",
+	byTransmissions: "email_events_transmission", byRecipients: "email_events_recipient", byMessages: "email_events_message",
+	byEventIDs: "email_events_event",
+}
+
+// where is a WHERE clause under construction.
+type where struct {
+	sb   strings.Builder
+	args []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	if w.sb.Len() > 0 {
+		w.sb.WriteString(" AND ")
+	}
+	w.sb.WriteString(cond)
+	w.args = append(w.args, args...)
+}
+
+// in adds "col IN (…)", with `*` patterns (when wildcard) as GLOB alternatives.
+func (w *where) in(ref string, vals []string, wildcard bool) {
+	if len(vals) == 0 {
+		return
+	}
+	var exact []any
+	var globs []any
+	for _, v := range vals {
+		if wildcard && strings.Contains(v, "*") {
+			globs = append(globs, globPattern(v))
+		} else {
+			exact = append(exact, v)
 		}
 	}
-	in(`e.type`, f.Types)
-	in(`e.recipient`, f.Recipients)
+	var parts []string
+	if len(exact) > 0 {
+		parts = append(parts, ref+" IN ("+marks(len(exact))+")")
+	}
+	for range globs {
+		parts = append(parts, ref+" GLOB ?")
+	}
+	cond := strings.Join(parts, " OR ")
+	if len(parts) > 1 {
+		cond = "(" + cond + ")"
+	}
+	w.add(cond, append(exact, globs...)...)
+}
+
+// globPattern turns a SparkPost wildcard value into a GLOB pattern: `*` stays the wildcard and
+// GLOB's other special characters match themselves.
+func globPattern(v string) string {
+	r := strings.NewReplacer("[", "[[]", "?", "[?]")
+	return r.Replace(v)
+}
+
+// conditions returns the WHERE clause of f (with the page cursor when cursor is true) and the
+// index of its driving filter, which the query must read.
+func (f *EventFilter) conditions(cursor bool) (index, cond string, args []any) {
+	var w where
+	d := f.driver()
+	w.add(`e.tenant_id = ?`, f.TenantID)
+	// The partial indexes leave out rows where their column is NULL; saying so lets SQLite read
+	// them whatever the filter values look like (a GLOB pattern implies nothing to the planner).
+	notNull := map[driver]string{byMessages: "e.message_id", byTransmissions: "e.transmission_id", byCampaigns: "e.campaign_id",
+		byTemplates: "e.template_id", byBounceClasses: "e.bounce_class", bySubaccounts: "e.subaccount_id"}
+	if col, ok := notNull[d]; ok {
+		w.add(col + ` IS NOT NULL`)
+	}
+	w.in(`e.event_id`, f.EventIDs, false)
+	w.in(`e.message_id`, f.Messages, false)
+	w.in(`e.recipient`, f.Recipients, false)
+	w.in(`e.transmission_id`, f.Transmissions, false)
+	w.in(`e.campaign_id`, f.Campaigns, true)
+	w.in(`e.template_id`, f.Templates, true)
+	w.in(`e.bounce_class`, f.BounceClasses, false)
+	w.in(`e.subaccount_id`, f.Subaccounts, false)
+	w.in(`e.type`, f.Types, false)
 	if !f.From.IsZero() {
-		where, args = append(where, `e.ts >= ?`), append(args, toMillis(f.From))
+		w.add(`e.ts >= ?`, toMillis(f.From))
 	}
 	if !f.To.IsZero() {
-		where, args = append(where, `e.ts < ?`), append(args, toMillis(f.To))
+		w.add(`e.ts < ?`, toMillis(f.To))
 	}
-	cond := strings.Join(where, ` AND `)
-	var total int
-	if err := db.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM email_events e WHERE `+cond, args...).Scan(&total); err != nil {
-		return nil, 0, err
+	if cursor && f.BeforeID > 0 {
+		w.add(`(e.ts, e.id) < (?, ?)`, toMillis(f.BeforeTime), f.BeforeID)
 	}
-	if f.BeforeID > 0 {
-		cond += ` AND (e.ts, e.id) < (?, ?)`
-		args = append(args, toMillis(f.BeforeTime), f.BeforeID)
-	}
-	rows, err := db.reader.QueryContext(ctx, `SELECT e.id, e.source_id, e.event_id, e.type, e.wrapper, e.ts, e.body, e.status,
+	return indexes[d], w.sb.String(), w.args
+}
+
+// pageQuery returns the statement reading one page of f: each event with its Segment
+// delivery's status, newest first.
+func (f *EventFilter) pageQuery() (string, []any) {
+	index, cond, args := f.conditions(true)
+	return `SELECT e.id, e.source_id, e.event_id, e.type, e.wrapper, e.ts, e.body, e.status,
 			COALESCE(e.reason, ''), COALESCE(e.segment_message_id, ''), COALESCE(d.status, ''), COALESCE(d.delivered_at, 0)
-		FROM email_events e LEFT JOIN deliveries d ON d.ref_id = e.id AND d.target = 'segment'
-		WHERE `+cond+` ORDER BY e.ts DESC, e.id DESC LIMIT ?`, append(args, f.Limit)...)
+		FROM email_events e INDEXED BY ` + index + ` LEFT JOIN deliveries d ON d.ref_id = e.id AND d.target = 'segment'
+		WHERE ` + cond + ` ORDER BY e.ts DESC, e.id DESC LIMIT ?`, append(args, f.Limit)
+}
+
+// countQuery returns the statement counting f's events through its driving index.
+func (f *EventFilter) countQuery() (string, []any) {
+	index, cond, args := f.conditions(false)
+	return `SELECT COUNT(*) FROM email_events e INDEXED BY ` + index + ` WHERE ` + cond, args
+}
+
+// EachEmailEvent calls fn for each event of one page of f (f.Limit events after f's cursor),
+// newest first. The event and its Body are reused: fn must not keep them after it returns.
+func (db *DB) EachEmailEvent(ctx context.Context, f EventFilter, fn func(*EmailEvent) error) error {
+	q, args := f.pageQuery()
+	rows, err := db.reader.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	defer rows.Close()
-	out := []*EmailEvent{}
+	e := EmailEvent{TenantID: f.TenantID}
+	var ts, delivered int64
+	var body sql.RawBytes
 	for rows.Next() {
-		e := EmailEvent{TenantID: f.TenantID}
-		var ts, delivered int64
-		if err := rows.Scan(&e.ID, &e.SourceID, &e.EventID, &e.Type, &e.Wrapper, &ts, &e.Body, &e.Status, &e.Reason,
+		if err := rows.Scan(&e.ID, &e.SourceID, &e.EventID, &e.Type, &e.Wrapper, &ts, &body, &e.Status, &e.Reason,
 			&e.SegmentMessageID, &e.DeliveryStatus, &delivered); err != nil {
-			return nil, 0, err
+			return err
 		}
-		e.Time, e.DeliveredAt = fromMillis(ts), fromMillis(delivered)
-		out = append(out, &e)
+		e.Body, e.Time, e.DeliveredAt = body, fromMillis(ts), fromMillis(delivered)
+		if err := fn(&e); err != nil {
+			return err
+		}
 	}
-	return out, total, rows.Err()
+	return rows.Err()
+}
+
+// exportChunk is how many events one query of ExportEmailEvents reads: small enough that no read
+// transaction lives long (the WAL can be checkpointed meanwhile), large enough to be cheap.
+const exportChunk = 2000
+
+// ExportEmailEvents calls fn for every event f selects (from f's cursor on; f.Limit is ignored),
+// newest first, reading a chunk at a time so that memory stays flat whatever the count. The event
+// is reused as in EachEmailEvent.
+func (db *DB) ExportEmailEvents(ctx context.Context, f EventFilter, fn func(*EmailEvent) error) error {
+	f.Limit = exportChunk
+	for {
+		n := 0
+		var lastTime time.Time
+		var lastID int64
+		err := db.EachEmailEvent(ctx, f, func(e *EmailEvent) error {
+			n++
+			lastTime, lastID = e.Time, e.ID
+			return fn(e)
+		})
+		if err != nil || n < f.Limit {
+			return err
+		}
+		f.BeforeTime, f.BeforeID = lastTime, lastID
+	}
+}
+
+// EmailEvents returns one page of a tenant's events (f.Limit after f's cursor), newest first.
+func (db *DB) EmailEvents(ctx context.Context, f EventFilter) ([]*EmailEvent, error) {
+	out := []*EmailEvent{}
+	err := db.EachEmailEvent(ctx, f, func(e *EmailEvent) error {
+		c := *e
+		c.Body = append([]byte(nil), e.Body...)
+		out = append(out, &c)
+		return nil
+	})
+	return out, err
+}
+
+// CountEmailEvents returns how many events f selects, ignoring its cursor. A search by time and
+// type alone adds up the hourly counts (see events_counts.go); the others count through the index
+// of their driving filter, which narrows them to few rows.
+func (db *DB) CountEmailEvents(ctx context.Context, f EventFilter) (int, error) {
+	if q, args, ok := f.rolledCount(); ok {
+		var n int
+		err := db.reader.QueryRowContext(ctx, q, args...).Scan(&n)
+		return n, err
+	}
+	q, args := f.countQuery()
+	var n int
+	err := db.reader.QueryRowContext(ctx, q, args...).Scan(&n)
+	return n, err
 }

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard-hub/switchboard/internal/store"
+)
+
+// FuzzEventJSON checks the hand-written renderer against encoding/json: whatever the stored
+// body, the result is valid JSON; for a JSON object body every member comes through with its
+// value, next to Switchboard's own keys; each string member reads back, as a CSV cell, as the
+// string encoding/json decodes.
+func FuzzEventJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"click","event_id":"1","timestamp":"1460989507","rcpt_to":"a@example.com","geo_ip":{"city":"K\u00f6ln","lat":[1,2,{"x":"}"}]}}`,
+		`{"a":"quote \" and backslash \\\\ and \"}\" inside","b":[],"c":{},"d":null,"e":true,"f":-1.5e3}`,
+		`{ "spaced" : "out" , "nested" : { "deep" : [ 1 , "2" ] } }`,
+		`{"class":"theirs","switchboard":1,"type":"open"}`,
+		`{"s":"\ud83c\udf89 \u00e9 \n\t\/"}`,
+		`{}`, `[]`, `"just a string"`, `{"unterminated": "`, `{"a":1,}`, `{"a" 1}`, `not json`, ``, `{"":00}`, `{ "" : [] } }`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		e := &store.EmailEvent{ID: 1, EventID: "ev-1", Type: "delivery", Wrapper: "message_event", Body: body,
+			Time: time.Unix(1460989507, 0), Status: store.EventNotSent, Reason: "r"}
+		out := appendEventJSON(nil, e)
+		var got map[string]json.RawMessage
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("invalid JSON for body %q: %v\n%s", body, err, out)
+		}
+		if string(got["event_id"]) != `"ev-1"` || string(got["timestamp"]) != `"2016-04-18T14:25:07.000Z"` || got["switchboard"] == nil {
+			t.Fatalf("own keys missing: %s", out)
+		}
+		var in map[string]json.RawMessage
+		if !json.Valid(body) || !utf8.Valid(body) || json.Unmarshal(body, &in) != nil || in == nil {
+			return // the body is shown as text
+		}
+		for k, v := range in {
+			switch k {
+			case "class", "switchboard", "timestamp", "event_id":
+				continue
+			}
+			if !jsonEqual(got[k], v) {
+				t.Fatalf("member %q: %s, want %s (body %q)", k, got[k], v, body)
+			}
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				if cell := appendCellValue(nil, bytes.TrimSpace(v)); string(cell) != s {
+					t.Fatalf("member %q as a cell: %q, want %q", k, cell, s)
+				}
+			}
+		}
+	})
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return fmt.Sprint(x) == fmt.Sprint(y)
+}
+
+func TestMemberFindsNestedKeys(t *testing.T) {
+	obj := []byte(`{"user_id":"u-1","tier":{"level":2},"esc\"aped":"x","n":null}`)
+	for k, want := range map[string]string{"user_id": `"u-1"`, "tier": `{"level":2}`, "n": "null", "missing": ""} {
+		if got := string(member(obj, k)); got != want {
+			t.Errorf("member %q = %q, want %q", k, got, want)
+		}
+	}
+	if member([]byte(`"not an object"`), "x") != nil {
+		t.Error("a string has no members")
+	}
+}
