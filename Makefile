@@ -4,7 +4,7 @@ PKGS     := ./...
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: run build test vet fmt-check fuzz bench clean
+.PHONY: run build test test-crash vet fmt-check fuzz bench clean
 
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/switchboard serve
@@ -21,6 +21,11 @@ fmt-check:
 
 test: vet fmt-check
 	$(GO) test -race -count=1 $(PKGS)
+
+# The crash test at length: SIGKILL under mixed load, CRASH_ROUNDS times (make test runs 3).
+CRASH_ROUNDS ?= 20
+test-crash:
+	SWITCHBOARD_CRASH_ROUNDS=$(CRASH_ROUNDS) $(GO) test -race -count=1 -run 'TestCrashUnderMixedLoad|TestSparkPostSurvivesKill' -v ./cmd/switchboard
 
 # Every fuzz target runs for FUZZTIME (CI runs this after `make test`). A crasher found is saved
 # under the package's testdata/fuzz and then runs as a plain regression test in `make test`.

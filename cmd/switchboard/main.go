@@ -43,6 +43,7 @@ Usage:
   switchboard token   --operator [--ttl 24h]  mint an operator token
   switchboard token   --tenant ID [--ttl 24h] mint a tenant token
   switchboard migrate [flags]                 apply database migrations and exit
+  switchboard export  --tenant ID -o FILE.csv write stored SparkPost events as CSV
   switchboard version                         print the version
 
 Every flag has an environment variable (SWITCHBOARD_*); run "switchboard serve -h" for the list.
@@ -66,6 +67,8 @@ func Main(ctx context.Context, args []string, stdout io.Writer, stderr *os.File)
 		err = token(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = migrate(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = export(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "switchboard %s (%s)\n", version, runtime.Version())
 	case "help", "-h", "--help":

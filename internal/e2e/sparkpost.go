@@ -101,3 +101,12 @@ func DeliveryBatch(prefix string, n, size int) []byte {
 	b.WriteByte(']')
 	return []byte(b.String())
 }
+
+// At returns the tenant as seen through a server at another base URL (the same data after a
+// restart on a new port).
+func (t *SparkPostTenant) At(base string) *SparkPostTenant {
+	c := *t
+	c.Admin = &Client{Base: base, Token: t.Token, HTTP: t.Admin.HTTP}
+	c.hook = &Client{Base: base, HTTP: t.hook.HTTP}
+	return &c
+}

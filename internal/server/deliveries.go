@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,9 +18,13 @@ import (
 )
 
 var (
-	deliveryTargets  = []string{"segment", "workflow"}
-	deliveryStatuses = []string{store.StatusPending, store.StatusSending, store.StatusDelivered, store.StatusDead, store.StatusPaused}
+	deliveryTargets = []string{"segment", "workflow"}
+	// deliveryStatuses are the statuses the API shows: the stored ones, and waiting_for_user,
+	// SPEC §6.4's name for a pending workflow delivery held for its identify.
+	deliveryStatuses = []string{store.StatusPending, store.StatusSending, store.StatusDelivered, store.StatusDead, store.StatusPaused, statusWaitingForUser}
 )
+
+const statusWaitingForUser = store.ReasonWaitingForUser
 
 // deliveryOut is a delivery as the API shows it, with the message it carries.
 type deliveryOut struct {
@@ -35,8 +40,11 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		return
 	}
 	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
-		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be one of pending, sending, delivered, dead, paused"))
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be one of %s", strings.Join(deliveryStatuses, ", ")))
 		return
+	}
+	if f.Status == statusWaitingForUser {
+		f.Status, f.Reason = store.StatusPending, store.ReasonWaitingForUser
 	}
 	if v := c.Query("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -62,6 +70,9 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	}
 	out := make([]deliveryOut, len(ds))
 	for i, d := range ds {
+		if d.Status == store.StatusPending && d.Reason == store.ReasonWaitingForUser {
+			d.Status = statusWaitingForUser
+		}
 		out[i] = deliveryOut{Delivery: d, Payload: d.Payload}
 		if !d.DeliveredAt.IsZero() {
 			out[i].DeliveredAt = &ds[i].DeliveredAt

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard-hub/switchboard/internal/destination"
 )
 
 // hostileCase is one piece of bad input and the answer it must get.
@@ -39,6 +41,21 @@ func TestHostileInput(t *testing.T) {
 	nested := strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100)
 	tenMB := `"` + strings.Repeat("x", 10<<20) + `"`
 	sqlish := url.QueryEscape(`a@b.com' OR '1'='1`) + "," + url.QueryEscape(`"; DROP TABLE email_events; --`)
+	_, dbody, _ := app.Do("POST", tA+"/destinations", ta, `{"name": "seg", "require_signature": true}`)
+	var dst struct {
+		ID           string
+		APIKey       string `json:"api_key"`
+		SharedSecret string `json:"shared_secret"`
+	}
+	json.Unmarshal(dbody, &dst)
+	app.Secret(dst.APIKey)
+	app.Secret(dst.SharedSecret)
+	seg := "/hooks/segment/" + dst.ID
+	key := []string{"Authorization", "Bearer " + dst.APIKey}
+	signed := func(body string, extra ...string) []string {
+		return append(append([]string{"X-Signature", destination.Sign(dst.SharedSecret, []byte(body))}, key...), extra...)
+	}
+	manyMsgs := "[" + strings.Repeat(`{"type":"track","userId":"u","event":"E"},`, 10000) + `{"type":"track","userId":"u","event":"E"}]`
 
 	cases := []hostileCase{
 		// Admin API: bodies.
@@ -99,6 +116,26 @@ func TestHostileInput(t *testing.T) {
 		{"hook: duplicate keys", "POST", hook, "", `[{"msys":{"message_event":{"type":"delivery","type":"open","event_id":"dup"}}}]`, []string{"Authorization", good}, 200, ""},
 		{"hook: elements of every type", "POST", hook, "", `[1, "x", null, true, [], {}, {"msys": 5}, {"msys": {"a": 1, "b": 2}}]`, []string{"Authorization", good}, 200, ""},
 		{"hook: long batch id", "POST", hook, "", `[{"msys":{"message_event":{"type":"delivery","event_id":"l"}}}]`, []string{"Authorization", good, "X-MessageSystems-Batch-ID", strings.Repeat("b", 300)}, 400, "invalid"},
+
+		// Segment hook.
+		{"segment: no key", "POST", seg, "", `{"type":"identify","userId":"u"}`, nil, 401, "unauthorized"},
+		{"segment: wrong key", "POST", seg, "sbk_wrong", `{"type":"identify","userId":"u"}`, nil, 401, "unauthorized"},
+		{"segment: tenant JWT as key", "POST", seg, ta, `{"type":"identify","userId":"u"}`, nil, 401, "unauthorized"},
+		{"segment: missing signature", "POST", seg, "", `{"type":"identify","userId":"u"}`, key, 401, "unauthorized"},
+		{"segment: forged signature", "POST", seg, "", `{"type":"identify","userId":"u"}`, append([]string{"X-Signature", strings.Repeat("0", 40)}, key...), 401, "unauthorized"},
+		{"segment: unknown destination", "POST", "/hooks/segment/dst_aaaaaaaaaaaaaaaa", "", `{}`, key, 404, "not_found"},
+		{"segment: SQL in destination id", "POST", "/hooks/segment/" + url.PathEscape(`dst' OR 1=1--`), "", `{}`, key, 404, "not_found"},
+		{"segment: malformed JSON", "POST", seg, "", `{"type":`, signed(`{"type":`), 400, "invalid"},
+		{"segment: invalid UTF-8", "POST", seg, "", []byte("{\"type\":\"track\",\"event\":\"\xff\"}"), signed("{\"type\":\"track\",\"event\":\"\xff\"}"), 400, "invalid"},
+		{"segment: 10,001 messages", "POST", seg, "", manyMsgs, signed(manyMsgs[1 : strings.Index(manyMsgs, "},")+1]), 413, "body_too_large"},
+		{"segment: unknown type is ignored", "POST", seg, "", `{"type":"teleport","userId":"u"}`, signed(`{"type":"teleport","userId":"u"}`), 200, ""},
+		{"segment: traits not an object is ignored", "POST", seg, "", `{"type":"identify","userId":"u","traits":[1]}`, signed(`{"type":"identify","userId":"u","traits":[1]}`), 200, ""},
+		{"segment: XML", "POST", seg, "", `<x/>`, signed(`<x/>`, "Content-Type", "application/xml"), 400, "invalid"},
+		{"workflow: url not http", "POST", tA + "/workflows", ta, `{"name":"w","event":"E","url":"file:///etc/passwd"}`, nil, 400, "invalid"},
+		{"workflow: event not a string", "POST", tA + "/workflows", ta, `{"name":"w","event":["E"],"url":"https://x.io"}`, nil, 400, "invalid"},
+		{"destination: bad channel_policy", "POST", tA + "/destinations", ta, `{"name":"d","channel_policy":"merge"}`, nil, 400, "invalid"},
+		{"destination: bad hold_for", "POST", tA + "/destinations", ta, `{"name":"d","hold_for":"forever"}`, nil, 400, "invalid"},
+		{"users: path traversal", "GET", tA + "/users/..%2F..%2Fetc", ta, nil, nil, 404, "not_found"},
 
 		// OAuth token endpoint.
 		{"oauth: no credentials", "POST", "/oauth/token", "", "grant_type=client_credentials", []string{"Content-Type", "application/x-www-form-urlencoded"}, 401, "unauthorized"},

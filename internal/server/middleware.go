@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -24,8 +25,12 @@ const (
 	ctxTenant = "sb.tenant"
 )
 
-// fail writes err and stops the chain.
+// fail writes err and stops the chain. A database that is closing is 503, so that a sender
+// retries instead of counting a shutdown as its own fault.
 func (s *Server) fail(c *gin.Context, err error) {
+	if errors.Is(err, store.ErrClosed) {
+		err = domain.Errorf(domain.EUNAVAILABLE, "shutting down; retry shortly")
+	}
 	web.WriteError(c.Writer, c.Request, s.Log, err)
 	c.Abort()
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/backfill"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
@@ -19,6 +20,8 @@ import (
 type SourceConfig struct {
 	// BatchCommitted is told after a batch is committed (the processor wakes).
 	BatchCommitted func()
+	// Backfill runs back-fill jobs; nil answers back-fill requests with 503.
+	Backfill *backfill.Runner
 }
 
 // credentialOverlap is how long old credentials keep working after a rotation (SPEC §4.2).
@@ -48,6 +51,11 @@ func (s *Server) sourceRoutes(r *gin.Engine, t *gin.RouterGroup) {
 	t.POST("/sources/:sid/rotate", s.rotateSource)
 	t.GET("/sources/:sid/batches/:batch_id", s.getBatchReceipt)
 	t.GET("/email-events", s.listEmailEvents)
+	t.GET("/email-events.csv", s.exportEmailEvents)
+	t.GET("/retention", s.getRetention)
+	t.PUT("/retention", s.putRetention)
+	t.POST("/sources/:sid/backfill", s.startBackfill)
+	t.GET("/sources/:sid/backfill/:job_id", s.getBackfill)
 	t.GET("/deliveries", s.listDeliveries)
 	t.POST("/deliveries/retry", s.retryDeliveries)
 }

@@ -52,7 +52,10 @@ type DB struct {
 const writerPragmas = "_pragma=busy_timeout(5000)&_pragma=page_size(16384)&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=synchronous(FULL)" +
 	"&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(67108864)&_txlock=immediate"
 
-const readerPragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)&_pragma=query_only(1)"
+// readerPragmas: memory-mapped reads, because a page of events touches thousands of pages and a
+// read(2) for each costs as much as decoding it (CSV export ran twice as fast); SQLite maps no
+// more than the file.
+const readerPragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)&_pragma=query_only(1)&_pragma=mmap_size(1073741824)"
 
 // Open opens (creating if needed) the SQLite database at path, applies the embedded migrations
 // and starts the group committer. It refuses a database whose schema is newer than this binary.

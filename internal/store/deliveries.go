@@ -50,10 +50,11 @@ type NewDelivery struct {
 	Reason    string
 	NotBefore time.Time     // zero: now
 	MaxAge    time.Duration // how long it is retried before it is dead
+	Subject   string        // whom it is about (a workflow delivery's distinct id), if anyone
 }
 
 const insertDeliverySQL = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
-	next_at, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?) RETURNING id`
+	next_at, expires_at, created_at, updated_at, subject) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, NULLIF(?, '')) RETURNING id`
 
 // InsertDelivery adds a delivery inside the caller's transaction, so that the outbox row commits
 // together with whatever caused it.
@@ -90,7 +91,7 @@ func (i deliveryInserter) insert(now time.Time, d NewDelivery) (int64, error) {
 	}
 	var id int64
 	err := i.queryRow(insertDeliverySQL, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
-		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now)).Scan(&id)
+		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now), d.Subject).Scan(&id)
 	return id, err
 }
 
@@ -301,6 +302,7 @@ type DeliveryFilter struct {
 	TenantID string
 	Target   string // "" for all
 	Status   string // "" for all
+	Reason   string // "" for any
 	OriginID string
 	From, To time.Time
 	Limit    int
@@ -344,6 +346,10 @@ func deliveryWhere(f DeliveryFilter) (string, []any) {
 	if f.Status != "" {
 		where += ` AND status = ?`
 		args = append(args, f.Status)
+	}
+	if f.Reason != "" {
+		where += ` AND reason = ?`
+		args = append(args, f.Reason)
 	}
 	if f.OriginID != "" {
 		where += ` AND origin_id = ?`
