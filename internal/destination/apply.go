@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -431,7 +432,7 @@ func (t *txProfiles) get(id string) (*Profile, error) {
 
 func (t *txProfiles) put(p *Profile, before []store.ChannelValue) error {
 	after := channelIndex(p)
-	if before != nil && sameChannels(before, after) || before == nil && len(after) == 0 {
+	if before != nil && slices.Equal(before, after) || before == nil && len(after) == 0 {
 		after = nil // nothing to re-index
 	}
 	return t.tx.PutProfile(t.tenantID, store.ProfileRow{

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -219,7 +220,7 @@ func ApplyIdentify(p *Profile, traits map[string]any, m Mapping) (warnings []War
 		if m.ChannelPolicy == PolicyReplace {
 			if empty || len(vals) > 0 {
 				vals = dedupe(vals, s.same)
-				if !equalList(current, vals) {
+				if !slices.Equal(current, vals) {
 					s.clear(p)
 					for _, v := range vals {
 						s.add(p, v)
@@ -342,19 +343,6 @@ func dedupe(vals []string, same func(a, b string) bool) []string {
 		}
 	}
 	return out
-}
-
-// equalList reports whether two value lists are identical in order and content.
-func equalList(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // groupsKey is the property group calls maintain (SPEC §6.4).

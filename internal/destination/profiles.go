@@ -60,18 +60,6 @@ func channelIndex(p *Profile) []store.ChannelValue {
 	return out
 }
 
-func sameChannels(a, b []store.ChannelValue) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // UserFilter is the query of GET …/users: at most one of its fields is set.
 type UserFilter struct {
 	Email        string // matches $email, case-insensitively

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -77,4 +79,29 @@ func TestMemberFindsNestedKeys(t *testing.T) {
 	if member([]byte(`"not an object"`), "x") != nil {
 		t.Error("a string has no members")
 	}
+}
+
+// FuzzEventQuery feeds arbitrary query strings to the email-events query parser: it must never
+// panic, and every refusal must be a 400 naming a parameter.
+func FuzzEventQuery(f *testing.F) {
+	for _, seed := range []string{
+		"events=delivery,open&recipients=a@b.com&from=2024-01-01T00:00:00Z&to=2024-02-01",
+		"campaigns=spring*&timezone=America/New_York&from=2024-03-10T01:30:00&per_page=10000",
+		"cursor=eyJ0IjoxLCJpZCI6Mn0&delimiter=;",
+		"events=' OR 1=1 --&per_page=-1",
+		"timezone=../../etc/passwd",
+		"from=9999-99-99&to=&bounce_classes=10,,20",
+	} {
+		f.Add(seed, false)
+		f.Add(seed, true)
+	}
+	f.Fuzz(func(t *testing.T, raw string, csv bool) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		if _, err := ParseEventQuery(q, csv); err != nil && domain.ErrorCode(err) != domain.EINVALID {
+			t.Fatalf("query %q: %v (want an invalid-input error)", raw, err)
+		}
+	})
 }
