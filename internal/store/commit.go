@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Write once the database is closing.
@@ -42,10 +43,13 @@ type committer struct {
 	// Commits and Grouped count transactions and the writes they carried, for metrics and tests.
 	commits atomic.Int64
 	grouped atomic.Int64
+
+	wal        string    // the WAL file, whose size truncateWAL watches
+	walChecked time.Time // when truncateWAL last looked
 }
 
-func newCommitter(db *sql.DB) *committer {
-	c := &committer{db: db, reqs: make(chan *writeRequest), quit: make(chan struct{}), stopped: make(chan struct{})}
+func newCommitter(db *sql.DB, wal string) *committer {
+	c := &committer{db: db, wal: wal, reqs: make(chan *writeRequest), quit: make(chan struct{}), stopped: make(chan struct{})}
 	c.alive.Store(true)
 	go c.loop()
 	return c
@@ -121,6 +125,7 @@ func (c *committer) loop() {
 			}
 		}
 		c.run(batch)
+		c.truncateWAL()
 	}
 }
 

@@ -108,7 +108,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	ckpt.SetMaxOpenConns(1)
 	db.ckpt = newCheckpointer(ckpt, 200*time.Millisecond)
-	db.commit = newCommitter(writer)
+	db.commit = newCommitter(writer, path+"-wal")
 	return db, nil
 }
 
