@@ -90,6 +90,14 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	db.Created = created
+	// The file holds hashed and sealed secrets: readable by the owner only, like the key files.
+	// SQLite gives its -wal and -shm files the database file's mode.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			writer.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
 	// The file exists with WAL mode set, so readers can open it now.
 	reader, err := sql.Open("sqlite", dsn+"?"+readerPragmas)
 	if err != nil {

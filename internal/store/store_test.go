@@ -36,6 +36,15 @@ func TestOpenMigratesFromZeroAndReopens(t *testing.T) {
 	if !db.Created {
 		t.Fatal("first open of a new file should report Created")
 	}
+	for _, f := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v; want 0600", f, fi.Mode().Perm())
+		}
+	}
 	v, err := db.SchemaVersion(ctx)
 	if err != nil || v < 1 {
 		t.Fatalf("schema version = %d, %v; want ≥ 1", v, err)
