@@ -140,8 +140,6 @@ type Service struct {
 // (or the reverse). Errors: ENOTFOUND when the destination was deleted meanwhile.
 func (s *Service) Receive(ctx context.Context, destinationID string, msgs []Parsed) (*Receipt, error) {
 	var r Receipt
-	// A failure here only means statements are parsed per use; the write below still works.
-	_ = s.DB.PrepareDestinationStatements(ctx)
 	write := s.Write
 	if write == nil {
 		write = s.DB.Write

@@ -59,9 +59,6 @@ func (s *Service) Replay(ctx context.Context, tenantID, destinationID string, re
 	if err != nil {
 		return nil, err
 	}
-	if !req.DryRun {
-		_ = s.DB.PrepareDestinationStatements(ctx)
-	}
 	res := &ReplayResult{DryRun: req.DryRun, Examples: []ReplayExample{}}
 	rec := &recorder{before: map[string][]byte{}}
 	mem := &memProfiles{ctx: ctx, db: s.DB, tenantID: tenantID, changed: map[string][]byte{}}

@@ -35,6 +35,7 @@ type DB struct {
 	reader *sql.DB
 	commit *committer
 	ckpt   *checkpointer
+	dest   *destStatements
 
 	// Created is true when Open found no schema and built it from zero.
 	Created bool
@@ -108,6 +109,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
 	db.reader = reader
+	if db.dest, err = prepareDestStatements(ctx, writer, reader); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, err
+	}
 	ckpt, err := sql.Open("sqlite", dsn+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		writer.Close()
@@ -124,6 +130,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) Close() error {
 	db.commit.close()
 	db.ckpt.close()
+	db.dest.close()
 	err := db.reader.Close()
 	if werr := db.writer.Close(); err == nil {
 		err = werr

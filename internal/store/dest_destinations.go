@@ -172,13 +172,7 @@ const qDestinationForHook = `SELECT d.tenant_id, d.settings, k.id, k.api_key_has
 
 // DestinationForHook returns a destination with its unexpired keys. Errors: ENOTFOUND.
 func (db *DB) DestinationForHook(ctx context.Context, id string) (*HookDestination, error) {
-	var rows *sql.Rows
-	var err error
-	if s := db.hookStmt(); s != nil {
-		rows, err = s.QueryContext(ctx, id, toMillis(db.Now()))
-	} else {
-		rows, err = db.reader.QueryContext(ctx, qDestinationForHook, id, toMillis(db.Now()))
-	}
+	rows, err := db.dest.hook.QueryContext(ctx, id, toMillis(db.Now()))
 	if err != nil {
 		return nil, err
 	}

@@ -192,9 +192,6 @@ func TestProfilesFilterAndPage(t *testing.T) {
 	ctx := context.Background()
 	tn, _ := destFixture(t, db)
 	base := db.Now().UTC().Truncate(time.Millisecond)
-	if err := db.PrepareDestinationStatements(ctx); err != nil { // the prepared path, as the hook uses it
-		t.Fatal(err)
-	}
 	err := db.Write(ctx, func(sqlTx *sql.Tx) error {
 		tx := db.DestTx(sqlTx)
 		for i, id := range []string{"a", "b", "c"} {

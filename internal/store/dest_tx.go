@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
-	"runtime"
-	"sync"
-	"weak"
+	"fmt"
 )
 
 // DestTx is one write of direction B: the caller's transaction plus the writer's prepared
@@ -14,31 +12,19 @@ import (
 // statements the writer connection prepared once instead of parsing each one per message.
 type DestTx struct {
 	Tx    *sql.Tx
-	base  map[string]*sql.Stmt // the writer's prepared statements; nil: not prepared (plain Exec)
+	base  map[string]*sql.Stmt // the writer's prepared statements
 	stmts map[string]*sql.Stmt // their transaction-bound forms, made on first use
 }
 
-// DestTx wraps a transaction of db.Write. Call PrepareDestinationStatements before db.Write
-// (never inside it) to let it reuse prepared statements.
+// DestTx wraps a transaction of db.Write with the statements Open prepared for direction B.
 func (db *DB) DestTx(tx *sql.Tx) *DestTx {
-	t := &DestTx{Tx: tx, stmts: map[string]*sql.Stmt{}}
-	if c, ok := destStmts.Load(weak.Make(db)); ok {
-		c := c.(*destStmtCache)
-		c.mu.Lock()
-		t.base = c.m
-		c.mu.Unlock()
-	}
-	return t
+	return &DestTx{Tx: tx, base: db.dest.m, stmts: map[string]*sql.Stmt{}}
 }
 
-// destStmts holds each open database's prepared direction-B statements, keyed weakly so that a
-// closed and forgotten DB (tests open hundreds) takes its entry with it.
-var destStmts sync.Map // weak.Pointer[DB] → *destStmtCache
-
-type destStmtCache struct {
-	mu sync.Mutex
-	m  map[string]*sql.Stmt // on the writer
-	// hook is DestinationForHook's query on the reader pool (prepared per connection on first use).
+// destStatements are direction B's hot statements, prepared once by Open.
+type destStatements struct {
+	m map[string]*sql.Stmt // on the writer
+	// hook is DestinationForHook's query on the reader pool.
 	hook *sql.Stmt
 }
 
@@ -49,41 +35,32 @@ var destHotQueries = []string{
 	qPutUserEvent, qWorkflowsForEvent, insertDeliverySQL, qReleaseWaiting,
 }
 
-// PrepareDestinationStatements prepares the hook's statements on the writer connection, once
-// per database. It waits for the writer to be free, so it must not run inside db.Write.
-func (db *DB) PrepareDestinationStatements(ctx context.Context) error {
-	key := weak.Make(db)
-	if _, ok := destStmts.Load(key); ok {
-		return nil
-	}
-	c := &destStmtCache{m: map[string]*sql.Stmt{}}
-	closeAll := func() {
-		for _, s := range c.m {
-			s.Close()
-		}
-		if c.hook != nil {
-			c.hook.Close()
-		}
-	}
+// prepareDestStatements prepares the hook's statements; Open calls it while the writer is free.
+func prepareDestStatements(ctx context.Context, writer, reader *sql.DB) (*destStatements, error) {
+	c := &destStatements{m: map[string]*sql.Stmt{}}
 	for _, q := range destHotQueries {
-		s, err := db.writer.PrepareContext(ctx, q)
+		s, err := writer.PrepareContext(ctx, q)
 		if err != nil {
-			closeAll()
-			return err
+			c.close()
+			return nil, fmt.Errorf("store: prepare: %w", err)
 		}
 		c.m[q] = s
 	}
 	var err error
-	if c.hook, err = db.reader.PrepareContext(ctx, qDestinationForHook); err != nil {
-		closeAll()
-		return err
+	if c.hook, err = reader.PrepareContext(ctx, qDestinationForHook); err != nil {
+		c.close()
+		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
-	if _, loaded := destStmts.LoadOrStore(key, c); loaded {
-		closeAll()
-		return nil
+	return c, nil
+}
+
+func (c *destStatements) close() {
+	for _, s := range c.m {
+		s.Close()
 	}
-	runtime.AddCleanup(db, func(k weak.Pointer[DB]) { destStmts.Delete(k) }, key)
-	return nil
+	if c.hook != nil {
+		c.hook.Close()
+	}
 }
 
 // stmt returns the transaction-bound form of a prepared statement, or nil when q is not prepared.
@@ -119,12 +96,4 @@ func (t *DestTx) query(q string, args ...any) (*sql.Rows, error) {
 		return s.Query(args...)
 	}
 	return t.Tx.Query(q, args...)
-}
-
-// hookStmt returns the prepared DestinationForHook query, or nil before PrepareDestinationStatements.
-func (db *DB) hookStmt() *sql.Stmt {
-	if c, ok := destStmts.Load(weak.Make(db)); ok {
-		return c.(*destStmtCache).hook
-	}
-	return nil
 }
