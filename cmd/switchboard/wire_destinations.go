@@ -24,8 +24,8 @@ func wireDestinations(d *deps) (server.DestinationConfig, []worker, error) {
 		SendTimeout: 2 * time.Minute,
 		Observe:     d.DeliveryMetrics.Observer(delivery.TargetWorkflow),
 	}, d.Log)
-	d.Engines[delivery.TargetWorkflow] = engine // POST …/deliveries/retry wakes it
-	cfg := server.DestinationConfig{Notify: engine.Notify}
-	// Retention of stored Segment messages runs with the event store's (wire_sources.go).
-	return cfg, []worker{engine}, nil // *delivery.Engine is a worker: Start, Close, Ready
+	// The Segment hook and POST …/deliveries/retry wake it through server.Config.Wake. Retention
+	// of stored Segment messages runs with the event store's (wire_sources.go).
+	d.Engines[delivery.TargetWorkflow] = engine
+	return server.DestinationConfig{}, []worker{engine}, nil // *delivery.Engine is a worker: Start, Close, Ready
 }

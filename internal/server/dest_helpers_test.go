@@ -46,7 +46,7 @@ func newDestApp(t *testing.T) *destApp {
 }
 
 // startDestServer starts a server on a fresh database with a workflow engine (short retry
-// delays) whose Notify is put into cfg, logging to logs.
+// delays) that the server wakes, logging to logs.
 func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer) (*TestApp, *delivery.Engine) {
 	tb.Helper()
 	ctx := context.Background()
@@ -66,13 +66,17 @@ func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer
 		Backoff: func(int) time.Duration { return 20 * time.Millisecond },
 		Idle:    100 * time.Millisecond,
 	}, log)
-	cfg.Notify = engine.Notify
 	srv := server.New(server.Config{
 		DB: db, Tokens: tokens, Box: box, Log: log,
 		PublicURL:       "http://switchboard.test",
 		SegmentEndpoint: "https://api.segment.io",
 		BodyLimit:       64 << 10,
 		Destinations:    cfg,
+		Wake: func(target, tenantID string) {
+			if target == delivery.TargetWorkflow {
+				engine.Notify(tenantID)
+			}
+		},
 	})
 	if err := engine.Start(ctx); err != nil {
 		tb.Fatal(err)

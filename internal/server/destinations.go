@@ -21,10 +21,6 @@ import (
 
 // DestinationConfig is what the Segment-destination (direction B) handlers need.
 type DestinationConfig struct {
-	// Notify wakes a tenant's workflow delivery lane after a hook committed workflow deliveries
-	// for it (or released ones that waited for an identify). Nil: nothing is woken (tests).
-	Notify func(tenantID string)
-
 	// OneTransactionPerRequest makes every hook request commit alone instead of sharing a
 	// group commit. Only the benchmark sets it: it is the baseline group commit is measured against.
 	OneTransactionPerRequest bool
@@ -165,22 +161,12 @@ func (h *destHandlers) hook(c *gin.Context) {
 		return
 	}
 	if receipt.Notify {
-		h.notify(receipt.TenantID)
+		h.s.Wake(delivery.TargetWorkflow, receipt.TenantID)
 	}
 	h.messages.WithLabelValues("accepted").Add(float64(receipt.Accepted))
 	h.messages.WithLabelValues("duplicate").Add(float64(receipt.Duplicates))
 	h.messages.WithLabelValues("ignored").Add(float64(receipt.Ignored))
 	c.JSON(http.StatusOK, receipt)
-}
-
-// notify wakes the tenant's workflow delivery lane: through DestinationConfig.Notify, or the
-// server's generic Wake when only that is set.
-func (h *destHandlers) notify(tenantID string) {
-	if n := h.s.Destinations.Notify; n != nil {
-		n(tenantID)
-	} else if h.s.Wake != nil {
-		h.s.Wake(delivery.TargetWorkflow, tenantID)
-	}
 }
 
 // bearerKey reads "Authorization: Bearer <api_key>".
