@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,9 +77,14 @@ func (h *harness) key(tenantID, writeKey string) {
 
 // enqueue adds n track deliveries for a tenant and returns their message ids.
 func (h *harness) enqueue(tenantID string, n int, maxAge time.Duration) []string {
+	return h.enqueueFrom(tenantID, 0, n, maxAge)
+}
+
+// enqueueFrom is enqueue with message numbers from..from+n-1.
+func (h *harness) enqueueFrom(tenantID string, from, n int, maxAge time.Duration) []string {
 	var ids []string
 	err := h.db.Write(context.Background(), func(tx *sql.Tx) error {
-		for i := range n {
+		for i := from; i < from+n; i++ {
 			id := fmt.Sprintf("sp-%s-%d", tenantID, i)
 			payload, _ := json.Marshal(delivery.SegmentMessage{Type: "track", MessageID: id, UserID: "u1", Event: "Email Delivered",
 				Timestamp: time.Unix(1460989507, 0).UTC(), Properties: map[string]any{"n": i}})
@@ -126,10 +132,10 @@ func TestDeliversThroughAnalyticsGo(t *testing.T) {
 	}
 	tid := h.tenant("wk_one")
 	ids := h.enqueue(tid, 50, delivery.MaxAge)
-	if !h.fake.WaitUnique("wk_one", 50, 10*time.Second) {
+	if !h.fake.WaitUnique("wk_one", 50, 60*time.Second) {
 		t.Fatalf("fake Segment got %d of 50 messages", len(h.fake.Unique("wk_one")))
 	}
-	h.waitStatus(tid, store.StatusDelivered, 50, 5*time.Second)
+	h.waitStatus(tid, store.StatusDelivered, 50, 60*time.Second)
 	got := h.fake.Unique("wk_one")
 	m := got[ids[7]]
 	if m.Type != "track" || m.Event != "Email Delivered" || m.UserID != "u1" || fmt.Sprint(m.Properties["n"]) != "7" ||
@@ -138,27 +144,114 @@ func TestDeliversThroughAnalyticsGo(t *testing.T) {
 	}
 }
 
+// TestRetriesAfterServerErrors: each failed request is one counted attempt (analytics-go's own
+// retry loop makes no further requests), a delivered row keeps no error of an earlier attempt,
+// and while it waits its last_error shows the status and Segment's answer.
 func TestRetriesAfterServerErrors(t *testing.T) {
-	h := newHarness(t, delivery.Options{})
+	h := newHarness(t, delivery.Options{Backoff: func(int) time.Duration { return 300 * time.Millisecond }})
 	h.engine.Start(context.Background())
 	tid := h.tenant("wk_flaky")
 	h.fake.Script("wk_flaky", fakesegment.Reply{Status: 500}, fakesegment.Reply{Status: 503})
-	h.enqueue(tid, 10, delivery.MaxAge)
-	h.waitStatus(tid, store.StatusDelivered, 10, 15*time.Second)
-	if n := len(h.fake.Unique("wk_flaky")); n != 10 {
-		t.Fatalf("unique messages = %d, want 10", n)
-	}
-	// The first requests failed, so at least one delivery shows its retry and the error that
-	// caused it (which ones depends on how analytics-go split them into requests).
+	h.enqueue(tid, 1, delivery.MaxAge)
+	h.waitStatus(tid, store.StatusDelivered, 1, 60*time.Second)
 	ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Limit: 10})
-	retried := 0
-	for _, d := range ds {
-		if d.Attempts >= 2 && d.LastError != "" {
-			retried++
+	if reqs := len(h.fake.Requests("wk_flaky")); reqs != 3 || ds[0].Attempts != 3 || ds[0].LastError != "" {
+		t.Fatalf("%d requests; delivery after 500, 503, 200: attempts %d, last_error %q (want 3 requests, 3 attempts, no error)",
+			reqs, ds[0].Attempts, ds[0].LastError)
+	}
+}
+
+// TestFailedAttemptShowsStatusAndAnswer: last_error is the status and Segment's answer, and
+// deliveries/retry {"status": "failed"} sends a waiting delivery now.
+func TestFailedAttemptShowsStatusAndAnswer(t *testing.T) {
+	h := newHarness(t, delivery.Options{Backoff: func(int) time.Duration { return time.Hour }})
+	h.engine.Start(context.Background())
+	tid := h.tenant("wk_down")
+	h.fake.Script("wk_down", fakesegment.Reply{Status: 502})
+	h.enqueue(tid, 2, delivery.MaxAge)
+	var ds []*store.Delivery
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds, _, _ = h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed, Limit: 10})
+		if len(ds) == 2 || time.Now().After(deadline) {
+			break
 		}
 	}
-	if retried == 0 {
-		t.Fatal("no delivery shows a retry and its last error after the 500 and the 503")
+	if len(ds) != 2 || ds[0].LastError != `502 {"success": false}` || ds[0].Attempts != 1 {
+		t.Fatalf("failed deliveries: %d, first %+v", len(ds), ds[0])
+	}
+	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, delivery.MaxAge)
+	if err != nil || n != 2 {
+		t.Fatalf("retry failed: %d, %v", n, err)
+	}
+	h.engine.Notify(tid)
+	h.waitStatus(tid, store.StatusDelivered, 2, 60*time.Second) // the backoff was an hour
+}
+
+// TestRejectedWriteKeyPausesTheLane: a 401 pauses the tenant's Segment lane with a visible
+// reason; nothing more is sent with that key; a new key sends what waits at once.
+func TestRejectedWriteKeyPausesTheLane(t *testing.T) {
+	h := newHarness(t, delivery.Options{})
+	h.engine.Start(context.Background())
+	tid := h.tenant("wk_revoked")
+	h.fake.Behave(func(key string) fakesegment.Reply {
+		if key == "wk_revoked" {
+			return fakesegment.Reply{Status: 401}
+		}
+		return fakesegment.Reply{}
+	})
+	h.enqueue(tid, 3, delivery.MaxAge)
+	var k *store.SegmentKey
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		k, _ = h.db.SegmentKey(context.Background(), tid)
+		if k.Status == store.SegmentKeyRejected || time.Now().After(deadline) {
+			break
+		}
+	}
+	if k.Status != store.SegmentKeyRejected || k.StatusSince.IsZero() || k.StatusReason != `401 {"success": false}` {
+		t.Fatalf("segment key after a 401: %+v", k)
+	}
+	// More deliveries are held with the reason, unsent and uncounted.
+	h.enqueueFrom(tid, 3, 2, delivery.MaxAge)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		held, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Reason: delivery.ReasonKeyRejected, Limit: 10})
+		if len(held) == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("held for the rejected key: %d of 5", len(held))
+		}
+	}
+	if n := len(h.fake.Requests("wk_revoked")); n != 1 {
+		t.Fatalf("%d requests with a rejected key; want 1", n)
+	}
+	h.key(tid, "wk_replaced")
+	h.engine.Notify(tid)
+	if !h.fake.WaitUnique("wk_replaced", 5, 60*time.Second) {
+		t.Fatalf("after the key was replaced: %d of 5 delivered", len(h.fake.Unique("wk_replaced")))
+	}
+	h.waitStatus(tid, store.StatusDelivered, 5, 60*time.Second)
+	if k, _ := h.db.SegmentKey(context.Background(), tid); k.Status != store.SegmentActive {
+		t.Fatalf("status after a new key: %s", k.Status)
+	}
+}
+
+// TestRefusedMessageIsDeadLettered: a 400 for a request is split until the message Segment
+// refuses stands alone; only it is dead-lettered, with Segment's answer; the others go out.
+func TestRefusedMessageIsDeadLettered(t *testing.T) {
+	h := newHarness(t, delivery.Options{})
+	h.engine.Start(context.Background())
+	tid := h.tenant("wk_strict")
+	bad := fmt.Sprintf("sp-%s-%d", tid, 13)
+	h.fake.RefuseWhen(func(m fakesegment.Message) bool { return m.MessageID == bad })
+	h.enqueue(tid, 20, delivery.MaxAge)
+	h.waitStatus(tid, store.StatusDelivered, 19, 60*time.Second)
+	h.waitStatus(tid, store.StatusDead, 1, 60*time.Second)
+	dead, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusDead, Limit: 10})
+	if dead[0].MessageID != bad || !strings.HasPrefix(dead[0].LastError, "400 ") || !strings.Contains(dead[0].LastError, "invalid message "+bad) {
+		t.Fatalf("dead-lettered %s with %q; want %s with Segment's answer", dead[0].MessageID, dead[0].LastError, bad)
+	}
+	if len(h.fake.Unique("wk_strict")) != 19 {
+		t.Fatalf("%d messages arrived, want 19", len(h.fake.Unique("wk_strict")))
 	}
 }
 
@@ -168,7 +261,7 @@ func TestHonoursRetryAfter(t *testing.T) {
 	tid := h.tenant("wk_busy")
 	h.fake.Script("wk_busy", fakesegment.Reply{Status: 429, RetryAfter: "2"})
 	h.enqueue(tid, 5, delivery.MaxAge)
-	h.waitStatus(tid, store.StatusDelivered, 5, 15*time.Second)
+	h.waitStatus(tid, store.StatusDelivered, 5, 60*time.Second)
 	reqs := h.fake.Requests("wk_busy")
 	if len(reqs) < 2 {
 		t.Fatalf("%d requests", len(reqs))
@@ -192,7 +285,7 @@ func TestHangingTenantDoesNotDelayAnother(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the slow tenant's request is hanging now
 	start := time.Now()
 	h.enqueue(fast, 20, delivery.MaxAge)
-	if !h.fake.WaitUnique("wk_fast", 20, 5*time.Second) {
+	if !h.fake.WaitUnique("wk_fast", 20, 25*time.Second) {
 		t.Fatalf("the healthy tenant got %d of 20 messages while another tenant's endpoint hung", len(h.fake.Unique("wk_fast")))
 	}
 	t.Logf("healthy tenant delivered in %s while the other hung", time.Since(start))
@@ -207,7 +300,7 @@ func TestWaitsForWriteKey(t *testing.T) {
 	tid := h.tenant("")
 	h.enqueue(tid, 3, delivery.MaxAge)
 	// Without a key the rows go back to pending with the reason, attempts not counted.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Limit: 10})
 		if len(ds) == 3 && ds[0].Reason == delivery.ReasonNoWriteKey && ds[0].Status == store.StatusPending && ds[0].Attempts == 0 {
 			break
@@ -218,10 +311,10 @@ func TestWaitsForWriteKey(t *testing.T) {
 	}
 	h.key(tid, "wk_late")
 	h.engine.Notify(tid)
-	if !h.fake.WaitUnique("wk_late", 3, 10*time.Second) {
+	if !h.fake.WaitUnique("wk_late", 3, 60*time.Second) {
 		t.Fatal("deliveries did not go out once a write key was registered")
 	}
-	h.waitStatus(tid, store.StatusDelivered, 3, 5*time.Second)
+	h.waitStatus(tid, store.StatusDelivered, 3, 60*time.Second)
 }
 
 func TestExpiredDeliveriesDieAndCanBeRetried(t *testing.T) {
@@ -230,7 +323,7 @@ func TestExpiredDeliveriesDieAndCanBeRetried(t *testing.T) {
 	tid := h.tenant("wk_down")
 	h.fake.Behave(func(string) fakesegment.Reply { return fakesegment.Reply{Status: 500} })
 	h.enqueue(tid, 2, time.Millisecond)
-	h.waitStatus(tid, store.StatusDead, 2, 10*time.Second)
+	h.waitStatus(tid, store.StatusDead, 2, 60*time.Second)
 
 	h.fake.Behave(nil)
 	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusDead}, delivery.MaxAge)
@@ -238,7 +331,7 @@ func TestExpiredDeliveriesDieAndCanBeRetried(t *testing.T) {
 		t.Fatalf("retry: %d, %v", n, err)
 	}
 	h.engine.Notify(tid)
-	h.waitStatus(tid, store.StatusDelivered, 2, 10*time.Second)
+	h.waitStatus(tid, store.StatusDelivered, 2, 60*time.Second)
 }
 
 func TestStartReleasesRowsLeftClaimed(t *testing.T) {
@@ -252,7 +345,7 @@ func TestStartReleasesRowsLeftClaimed(t *testing.T) {
 	if err := h.engine.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !h.fake.WaitUnique("wk_crash", 4, 10*time.Second) {
+	if !h.fake.WaitUnique("wk_crash", 4, 60*time.Second) {
 		t.Fatal("rows claimed by a dead process were never sent")
 	}
 }

@@ -24,6 +24,13 @@ type Result struct {
 	Err error
 	// RetryAfter is the receiver's Retry-After, when it gave one.
 	RetryAfter time.Duration
+	// Dead means the receiver refused this message as it is: retrying it unchanged cannot
+	// succeed, so it is dead-lettered now with Err as its reason.
+	Dead bool
+	// Reason, with Err, says why the failed delivery waits (e.g. "write_key_rejected").
+	Reason string
+	// Requests is how many HTTP requests carried the delivery in this Send (0 counts as 1).
+	Requests int
 	// Hold puts the delivery back without counting the attempt, with this reason (e.g.
 	// "no_write_key"); HoldFor says when to look again.
 	Hold    string
@@ -77,6 +84,10 @@ type Engine struct {
 type lane struct {
 	wake  chan struct{}
 	woken bool // a Notify arrived since the lane last looked for work
+
+	// failingSince is when the lane's claims started failing (zero while they succeed): the
+	// log says when a lane starts failing and when it recovers, not every failed attempt.
+	failingSince time.Time
 }
 
 // NewEngine returns an engine; Start runs it.
@@ -196,7 +207,7 @@ func (e *Engine) run(tenantID string, l *lane) {
 		e.mu.Lock()
 		l.woken = false
 		e.mu.Unlock()
-		n, err := e.once(tenantID)
+		n, err := e.once(tenantID, l)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
 				return
@@ -242,7 +253,7 @@ func (e *Engine) sleep(l *lane, d time.Duration) {
 }
 
 // once claims one batch of due deliveries of a tenant, sends it and records the outcomes.
-func (e *Engine) once(tenantID string) (int, error) {
+func (e *Engine) once(tenantID string, l *lane) (int, error) {
 	ds, err := e.db.ClaimDeliveries(e.ctx, e.opt.Target, tenantID, e.opt.Batch)
 	if err != nil || len(ds) == 0 {
 		return 0, err
@@ -252,7 +263,8 @@ func (e *Engine) once(tenantID string) (int, error) {
 	cancel()
 	now := e.db.Now()
 	outs := make([]store.Outcome, len(ds))
-	failed := 0
+	failed, ok := 0, 0
+	var firstErr error
 	for i, d := range ds {
 		outs[i].ID = d.ID
 		var r Result
@@ -261,18 +273,24 @@ func (e *Engine) once(tenantID string) (int, error) {
 		} else {
 			r.Err = errors.New("sender returned no result")
 		}
+		outs[i].Requests = r.Requests
 		switch {
 		case r.Hold != "":
 			outs[i].Hold, outs[i].NextAt = r.Hold, now.Add(r.HoldFor)
 		case r.Err == nil:
 			outs[i].Delivered = true
+			ok++
 		default:
 			failed++
+			if firstErr == nil && !r.Dead {
+				firstErr = r.Err
+			}
 			wait := jitter(e.opt.Backoff(d.Attempts))
 			wait = max(wait, r.RetryAfter)
-			outs[i].Err, outs[i].NextAt = r.Err.Error(), now.Add(wait)
+			outs[i].Err, outs[i].NextAt, outs[i].Dead, outs[i].Reason = r.Err.Error(), now.Add(wait), r.Dead, r.Reason
 		}
 	}
+	e.noteHealth(tenantID, l, ok, firstErr)
 	// Record with a context of its own: outcomes of a finished Send must be kept even while
 	// shutting down, or the receiver would get them twice.
 	delivered, dead, err := e.db.FinishDeliveries(context.Background(), outs)
@@ -283,6 +301,20 @@ func (e *Engine) once(tenantID string) (int, error) {
 		e.opt.Observe(tenantID, delivered, failed-dead, dead)
 	}
 	return len(ds), nil
+}
+
+// noteHealth logs a lane that starts failing (a claim with retryable failures and nothing
+// delivered) and one that recovers (a claim delivered something after failing), once each.
+func (e *Engine) noteHealth(tenantID string, l *lane, delivered int, failure error) {
+	switch {
+	case failure != nil && delivered == 0 && l.failingSince.IsZero():
+		l.failingSince = time.Now()
+		e.log.Warn("delivery lane failing; retrying with backoff", "target", e.opt.Target, "tenant_id", tenantID, "error", failure.Error())
+	case delivered > 0 && !l.failingSince.IsZero():
+		e.log.Warn("delivery lane recovered", "target", e.opt.Target, "tenant_id", tenantID,
+			"failing_for", time.Since(l.failingSince).Round(time.Second).String())
+		l.failingSince = time.Time{}
+	}
 }
 
 // jitter spreads d by ±20% so that many failed deliveries do not retry in lockstep.

@@ -42,11 +42,15 @@ var (
 		[]string{"target", "tenant_id"}, nil)
 	outboxAge = prometheus.NewDesc("switchboard_outbox_oldest_pending_age_seconds", "Age of the oldest delivery waiting to be sent, by target and tenant.",
 		[]string{"target", "tenant_id"}, nil)
+	outboxTimeToDead = prometheus.NewDesc("switchboard_outbox_seconds_until_dead",
+		"Time left before the first undelivered delivery would turn dead (time to data loss), by target and tenant.",
+		[]string{"target", "tenant_id"}, nil)
 )
 
 func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- outboxDepth
 	ch <- outboxAge
+	ch <- outboxTimeToDead
 }
 
 func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
@@ -60,5 +64,6 @@ func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range stats {
 		ch <- prometheus.MustNewConstMetric(outboxDepth, prometheus.GaugeValue, float64(s.Pending), s.Target, s.TenantID)
 		ch <- prometheus.MustNewConstMetric(outboxAge, prometheus.GaugeValue, time.Since(s.OldestCreated).Seconds(), s.Target, s.TenantID)
+		ch <- prometheus.MustNewConstMetric(outboxTimeToDead, prometheus.GaugeValue, max(time.Until(s.FirstExpiry).Seconds(), 0), s.Target, s.TenantID)
 	}
 }

@@ -1,16 +1,19 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/analytics-go/v3"
 	"golang.org/x/time/rate"
@@ -41,7 +44,10 @@ type SegmentMessage struct {
 
 // SegmentSender sends track calls with one long-lived analytics-go client per tenant write key
 // and endpoint. A delivery counts as delivered only when the client calls Callback.Success for
-// its message; anything else is a failure the engine retries.
+// its message; anything else is classified from Segment's answer (SPEC §5.3, and the "one
+// request per attempt" rule): 401/403 pause the tenant's lane until the key is replaced or a
+// retry is asked for, 400/413 are split to find and dead-letter only the refused messages, and
+// 429/5xx/timeouts are retried by the engine with backoff, honouring Retry-After.
 type SegmentSender struct {
 	db  *store.DB
 	box *auth.Box
@@ -54,6 +60,11 @@ type SegmentSender struct {
 	// Cooldown is how long a client sends nothing after a failed request when the receiver gave
 	// no Retry-After.
 	Cooldown time.Duration
+	// RequestTimeout bounds one request to Segment, answer included.
+	RequestTimeout time.Duration
+	// RejectedRecheck is how long deliveries of a tenant whose key Segment rejected wait before
+	// the lane looks again (a new key or a retry request wakes it at once).
+	RejectedRecheck time.Duration
 
 	mu      sync.Mutex
 	clients map[string]*segmentClient // by tenant id
@@ -63,16 +74,27 @@ type SegmentSender struct {
 func NewSegmentSender(db *store.DB, box *auth.Box, log *slog.Logger) *SegmentSender {
 	return &SegmentSender{
 		db: db, box: box, log: log,
-		Transport:     http.DefaultTransport,
-		FlushInterval: 100 * time.Millisecond,
-		Cooldown:      time.Second,
-		clients:       map[string]*segmentClient{},
+		Transport:       http.DefaultTransport,
+		FlushInterval:   100 * time.Millisecond,
+		Cooldown:        time.Second,
+		RequestTimeout:  10 * time.Second,
+		RejectedRecheck: time.Hour,
+		clients:         map[string]*segmentClient{},
 	}
 }
+
+// Reasons a Segment delivery waits, shown with it in the API.
+const (
+	// ReasonKeyRejected: Segment answered 401/403 to the tenant's write key.
+	ReasonKeyRejected = store.SegmentKeyRejected
+	// ReasonRetryAfter: the receiver asked to wait (429/5xx) before the message was sent.
+	ReasonRetryAfter = "retry_after"
+)
 
 // segmentClient is one analytics-go client with the bookkeeping that ties its callbacks back to
 // deliveries.
 type segmentClient struct {
+	tenantID string
 	version  int64
 	endpoint string
 	client   analytics.Client
@@ -112,24 +134,78 @@ func (c *segmentClient) resolve(m analytics.Message, err error) {
 func (s *SegmentSender) Send(ctx context.Context, tenantID string, ds []*store.Delivery) []Result {
 	results := make([]Result, len(ds))
 	c, err := s.client(ctx, tenantID)
-	if domain.ErrorCode(err) == domain.ENOTFOUND {
+	switch {
+	case domain.ErrorCode(err) == domain.ENOTFOUND:
 		for i := range results {
 			results[i] = Result{Hold: ReasonNoWriteKey, HoldFor: time.Minute}
 		}
 		return results
-	} else if err != nil {
+	case errors.Is(err, errKeyRejected):
+		for i := range results {
+			results[i] = Result{Hold: ReasonKeyRejected, HoldFor: s.RejectedRecheck}
+		}
+		return results
+	case err != nil:
 		for i := range results {
 			results[i].Err = err
 		}
 		return results
 	}
-	chans := make([]chan error, len(ds))
+	msgs := make([]*sendable, len(ds))
+	all := make([]int, 0, len(ds))
 	for i, d := range ds {
-		m, err := decodeSegmentMessage(d.Payload)
-		if err != nil {
-			results[i].Err = err
+		if msgs[i], err = decodeSegmentMessage(d.Payload); err != nil {
+			results[i] = Result{Err: err, Dead: true}
 			continue
 		}
+		all = append(all, i)
+	}
+	s.sendGroup(ctx, c, msgs, all, results)
+	return results
+}
+
+// sendGroup sends the messages at idx and records their results. Messages that Segment refused
+// as a request (400/413) are sent again in halves, one half at a time so that analytics-go puts
+// each in a request of its own, until the refused ones stand alone and are dead-lettered with
+// Segment's answer.
+func (s *SegmentSender) sendGroup(ctx context.Context, c *segmentClient, msgs []*sendable, idx []int, results []Result) {
+	errs := s.sendOnce(ctx, c, msgs, idx)
+	refused := map[*AnswerError][]int{} // by request
+	var order []*AnswerError
+	for k, i := range idx {
+		results[i].Requests++
+		r := s.classify(ctx, c, errs[k])
+		var ae *AnswerError
+		if r.Err != nil && errors.As(r.Err, &ae) && ae.refusesMessages() {
+			if len(refused[ae]) == 0 {
+				order = append(order, ae)
+			}
+			refused[ae] = append(refused[ae], i)
+			continue
+		}
+		r.Requests = results[i].Requests
+		results[i] = r
+	}
+	for _, ae := range order {
+		group := refused[ae]
+		if len(group) == 1 || ctx.Err() != nil {
+			for _, i := range group {
+				results[i].Err, results[i].Dead = ae, len(group) == 1
+			}
+			continue
+		}
+		half := len(group) / 2
+		s.sendGroup(ctx, c, msgs, group[:half], results)
+		s.sendGroup(ctx, c, msgs, group[half:], results)
+	}
+}
+
+// sendOnce enqueues the messages at idx and waits for each one's callback.
+func (s *SegmentSender) sendOnce(ctx context.Context, c *segmentClient, msgs []*sendable, idx []int) []error {
+	errs := make([]error, len(idx))
+	chans := make([]chan error, len(idx))
+	for k, i := range idx {
+		m := msgs[i]
 		ch := make(chan error, 1)
 		c.mu.Lock()
 		c.waiting[m.MessageID] = ch
@@ -140,27 +216,54 @@ func (s *SegmentSender) Send(ctx context.Context, tenantID string, ds []*store.D
 		}
 		if err := c.client.Enqueue(track); err != nil {
 			c.forget(m.MessageID)
-			results[i].Err = err
+			errs[k] = err
 			continue
 		}
-		chans[i] = ch
+		chans[k] = ch
 	}
-	for i, ch := range chans {
+	for k, ch := range chans {
 		if ch == nil {
 			continue
 		}
 		select {
-		case err := <-ch:
-			results[i].Err = err
+		case errs[k] = <-ch:
 		case <-ctx.Done():
-			results[i].Err = errors.New("no answer from Segment in time")
-			c.forget(ds[i].MessageID)
-		}
-		if results[i].Err != nil {
-			results[i].RetryAfter = c.gate.wait()
+			errs[k] = errors.New("no answer from Segment in time")
+			c.forget(msgs[idx[k]].MessageID)
 		}
 	}
-	return results
+	return errs
+}
+
+// classify turns the outcome of one message's request into the engine's Result.
+func (s *SegmentSender) classify(ctx context.Context, c *segmentClient, err error) Result {
+	if err == nil {
+		return Result{}
+	}
+	if errors.Is(err, errCoolingDown) {
+		// Not sent: the receiver asked to wait. The attempt is not counted.
+		return Result{Hold: ReasonRetryAfter, HoldFor: max(c.gate.wait(), 10*time.Millisecond)}
+	}
+	if errors.Is(err, errKeyRejected) {
+		return Result{Hold: ReasonKeyRejected, HoldFor: s.RejectedRecheck}
+	}
+	var ae *AnswerError
+	if !errors.As(err, &ae) {
+		return Result{Err: err, RetryAfter: c.gate.wait()}
+	}
+	switch {
+	case ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden:
+		if c.gate.reject() {
+			if err := s.db.RejectSegmentKey(context.WithoutCancel(ctx), c.tenantID, c.version, ae.Error()); err != nil {
+				s.log.Error("segment: recording a rejected write key", "tenant_id", c.tenantID, "error", err.Error())
+			}
+			s.log.Warn("segment: write key rejected; the tenant's Segment lane is paused until the key is replaced or a retry is asked for",
+				"tenant_id", c.tenantID, "answer", ae.Error())
+		}
+		return Result{Err: ae, Reason: ReasonKeyRejected, RetryAfter: s.RejectedRecheck}
+	default:
+		return Result{Err: ae, RetryAfter: max(ae.RetryAfter, c.gate.wait())}
+	}
 }
 
 // storedMessage is SegmentMessage as read back for sending: properties and context stay raw JSON
@@ -217,17 +320,26 @@ func (s *SegmentSender) client(ctx context.Context, tenantID string) (*segmentCl
 	defer s.mu.Unlock()
 	if c, ok := s.clients[tenantID]; ok {
 		if c.version == k.Version {
-			return c, nil
+			switch {
+			case k.Status != store.SegmentActive:
+				return nil, errKeyRejected
+			case !c.gate.rejected():
+				return c, nil
+			}
+			// Rejected before, active again: a retry was asked for; start afresh.
 		}
 		delete(s.clients, tenantID)
 		go c.client.Close() // flushes what it holds with the old key, then stops
+	}
+	if k.Status == store.SegmentKeyRejected {
+		return nil, errKeyRejected
 	}
 	key, err := s.box.Open(k.WriteKeyEnc)
 	if err != nil {
 		return nil, err
 	}
-	c := &segmentClient{version: k.Version, endpoint: k.Endpoint, waiting: map[string]chan error{}}
-	c.gate = &gate{base: s.Transport, limiter: rate.NewLimiter(rate.Limit(k.MaxRPS), 1), cooldown: s.Cooldown}
+	c := &segmentClient{tenantID: tenantID, version: k.Version, endpoint: k.Endpoint, waiting: map[string]chan error{}}
+	c.gate = newGate(s.Transport, rate.Limit(k.MaxRPS), s.Cooldown, s.RequestTimeout)
 	c.client, err = analytics.NewWithConfig(key, analytics.Config{
 		Endpoint:  k.Endpoint,
 		Interval:  s.FlushInterval,
@@ -235,9 +347,10 @@ func (s *SegmentSender) client(ctx context.Context, tenantID string) (*segmentCl
 		Transport: c.gate,
 		Callback:  c,
 		Logger:    analyticsLogger{log: s.log, tenantID: tenantID},
-		// Switchboard retries failed deliveries itself, from the database; the gate answers
-		// analytics-go's own quick retries at once while the receiver cools down.
-		RetryAfter: func(int) time.Duration { return 20 * time.Millisecond },
+		// Switchboard retries failed deliveries itself, from the database, one request per
+		// attempt; the gate answers analytics-go's own retries of a request with the answer
+		// the first one got, without touching the network.
+		RetryAfter: func(int) time.Duration { return time.Millisecond },
 	})
 	if err != nil {
 		return nil, err
@@ -266,37 +379,191 @@ func (s *SegmentSender) Close(ctx context.Context) {
 	}
 }
 
-// gate is the transport under one tenant's client: it keeps the tenant under its requests/s
-// limit and, after a failed request, refuses at once (without touching the network) until the
-// receiver's Retry-After — or a short cooldown — has passed.
+// gate is the transport under one tenant's client. It keeps the tenant under its requests/s
+// limit; it makes exactly one HTTP request per batch analytics-go builds (analytics-go retries a
+// failed batch ten times in a loop of its own: the gate answers those retries with the first
+// request's outcome); it reads every answer through a small limit and turns anything but a 2xx
+// into an *AnswerError, so that analytics-go neither follows redirects nor reads large bodies;
+// after a 429/5xx or a failed connection it refuses new batches at once until the receiver's
+// Retry-After, or a short cooldown, has passed; and once Segment rejected the write key it sends
+// nothing more.
 type gate struct {
 	base     http.RoundTripper
 	limiter  *rate.Limiter
 	cooldown time.Duration
+	timeout  time.Duration
 
-	mu        sync.Mutex
-	notBefore time.Time
+	mu         sync.Mutex
+	notBefore  time.Time
+	keyRefused bool
+	answered   map[string]answered // batch id → the outcome of its one request
 }
 
-// errCoolingDown is returned for requests refused by the gate.
-var errCoolingDown = errors.New("segment: receiver asked to wait; not sent")
+func newGate(base http.RoundTripper, rps rate.Limit, cooldown, timeout time.Duration) *gate {
+	return &gate{base: base, limiter: rate.NewLimiter(rps, 1), cooldown: cooldown, timeout: timeout, answered: map[string]answered{}}
+}
+
+type answered struct {
+	err error
+	at  time.Time
+}
+
+var (
+	// errCoolingDown is returned for batches the gate did not send because the receiver asked
+	// to wait.
+	errCoolingDown = errors.New("segment: receiver asked to wait; not sent")
+	// errKeyRejected is returned for batches not sent because Segment rejected the write key.
+	errKeyRejected = errors.New("segment: write key rejected; not sent")
+)
+
+// answerLimit is how much of an answer is read; AnswerError keeps less.
+const answerLimit = 64 << 10
+
+// AnswerError is a receiver's answer other than 2xx, or a connection that failed: the status
+// and at most 200 bytes of the body, as last_error shows them.
+type AnswerError struct {
+	Status     int // 0 when no answer came
+	Body       string
+	RetryAfter time.Duration
+}
+
+func (e *AnswerError) Error() string {
+	if e.Status == 0 {
+		return e.Body
+	}
+	if e.Body == "" {
+		return strconv.Itoa(e.Status) + " " + http.StatusText(e.Status)
+	}
+	return strconv.Itoa(e.Status) + " " + e.Body
+}
+
+// refusesMessages reports whether the answer refused the request for what it carried (400, 413),
+// so that splitting it finds the messages to blame.
+func (e *AnswerError) refusesMessages() bool {
+	return e.Status == http.StatusBadRequest || e.Status == http.StatusRequestEntityTooLarge
+}
+
+// newAnswerError reads what is needed of a non-2xx answer.
+func newAnswerError(resp *http.Response, body []byte) *AnswerError {
+	e := &AnswerError{Status: resp.StatusCode, Body: snippet(body, 200), RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		e.Body = "redirect not followed"
+		if loc := resp.Header.Get("Location"); loc != "" {
+			e.Body = "redirect to " + snippet([]byte(loc), 150) + " not followed"
+		}
+	}
+	return e
+}
+
+// snippet is at most n bytes of b as valid, single-line UTF-8.
+func snippet(b []byte, n int) string {
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b[:min(len(b), n+utf8.UTFMax)]), "")), " ")
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
 
 func (g *gate) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		if body, err = io.ReadAll(req.Body); err != nil {
+			return nil, err
+		}
+		req.Body.Close()
+	}
+	id := batchID(body)
+	g.mu.Lock()
+	if a, ok := g.answered[id]; ok && id != "" {
+		g.mu.Unlock()
+		return nil, a.err
+	}
+	g.mu.Unlock()
+	err := g.send(req, body)
+	if id != "" && err != nil {
+		g.mu.Lock()
+		now := time.Now()
+		for k, a := range g.answered {
+			if now.Sub(a.at) > time.Minute {
+				delete(g.answered, k)
+			}
+		}
+		g.answered[id] = answered{err: err, at: now}
+		g.mu.Unlock()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{Status: "200 OK", StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+}
+
+// send makes the one request of a batch; nil means Segment accepted it.
+func (g *gate) send(req *http.Request, body []byte) error {
+	if g.rejected() {
+		return errKeyRejected
+	}
 	if g.wait() > 0 {
-		return nil, errCoolingDown
+		return errCoolingDown
 	}
 	if err := g.limiter.Wait(req.Context()); err != nil {
-		return nil, err
+		return errCoolingDown // the request budget ran out before this batch's turn: not sent
 	}
-	resp, err := g.base.RoundTrip(req)
+	ctx, cancel := context.WithTimeout(req.Context(), g.timeout)
+	defer cancel()
+	out := req.Clone(ctx)
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	out.ContentLength = int64(len(body))
+	resp, err := g.base.RoundTrip(out)
 	if err != nil {
 		g.pause(g.cooldown)
-		return nil, err
+		if ctx.Err() != nil {
+			return &AnswerError{Body: fmt.Sprintf("no answer from %s within %s", req.URL.Host, g.timeout)}
+		}
+		return &AnswerError{Body: "could not connect to " + req.URL.Host}
 	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, answerLimit))
+	resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	ae := newAnswerError(resp, answer)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-		g.pause(max(retryAfter(resp.Header.Get("Retry-After")), g.cooldown))
+		g.pause(max(ae.RetryAfter, g.cooldown))
 	}
-	return resp, nil
+	return ae
+}
+
+// batchID is the messageId analytics-go gives each batch it builds, the same in every retry of
+// it: the first field of the JSON body.
+func batchID(body []byte) string {
+	const prefix = `{"messageId":"`
+	if !bytes.HasPrefix(body, []byte(prefix)) {
+		return ""
+	}
+	rest := body[len(prefix):]
+	if end := bytes.IndexByte(rest[:min(len(rest), 128)], '"'); end > 0 {
+		return string(rest[:end])
+	}
+	return ""
+}
+
+// reject marks the write key as refused; it reports whether this was the first refusal.
+func (g *gate) reject() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	first := !g.keyRefused
+	g.keyRefused = true
+	return first
+}
+
+func (g *gate) rejected() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.keyRefused
 }
 
 func (g *gate) pause(d time.Duration) {
@@ -328,8 +595,11 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// analyticsLogger sends analytics-go's log lines to slog at debug/warn level, tagged with the
-// tenant. analytics-go never logs the write key.
+// analyticsLogger sends analytics-go's log lines to slog at debug level, tagged with the tenant.
+// What it reports — failed requests, and "messages dropped" after its own retries — is not what
+// happens to the messages: Switchboard retries them from the database, and the engine logs a
+// lane that starts failing and recovers. Anything else it reports (a panic) is a warning.
+// analytics-go never logs the write key.
 type analyticsLogger struct {
 	log      *slog.Logger
 	tenantID string
@@ -341,10 +611,9 @@ func (l analyticsLogger) Logf(format string, args ...any) {
 
 func (l analyticsLogger) Errorf(format string, args ...any) {
 	detail := fmt.Sprintf(format, args...)
-	if strings.Contains(detail, errCoolingDown.Error()) {
-		// analytics-go's own quick retries, refused by the gate on purpose: not news.
-		l.log.Debug("segment client", "tenant_id", l.tenantID, "detail", detail)
-		return
+	level := slog.LevelDebug
+	if strings.HasPrefix(format, "panic") || strings.HasPrefix(format, "marshalling") {
+		level = slog.LevelWarn
 	}
-	l.log.Warn("segment client", "tenant_id", l.tenantID, "detail", detail)
+	l.log.Log(context.Background(), level, "segment client", "tenant_id", l.tenantID, "detail", detail)
 }

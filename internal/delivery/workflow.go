@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/domain"
@@ -174,25 +173,49 @@ func (s *WorkflowSender) send(ctx context.Context, tenantID string, t *workflowT
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Switchboard-Workflow/1")
 	req.Header.Set(HeaderSignature, "sha256="+auth.HMACSHA256Hex([]byte(t.secret), body))
-	req.Header.Set(HeaderIdempotency, p.Event.MessageID)
+	req.Header.Set(HeaderIdempotency, HeaderSafe(p.Event.MessageID))
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			return Result{Err: fmt.Errorf("no answer within %s", s.Timeout)}
+			return Result{Err: &AnswerError{Body: fmt.Sprintf("no answer from %s within %s", req.URL.Host, s.Timeout)}}
 		}
-		return Result{Err: fmt.Errorf("POST failed: %w", unwrapURLError(err))}
+		// The tenant sees neither a port's state nor the detail of the failure.
+		s.log.Debug("workflow POST failed", "tenant_id", tenantID, "workflow_id", t.w.ID, "error", unwrapURLError(err).Error())
+		return Result{Err: &AnswerError{Body: "could not connect to " + req.URL.Host}}
 	}
 	defer resp.Body.Close()
-	// Read a little of the answer for last_error, and drain some more so the connection is reused.
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	// Read the answer through a limit (for last_error, and so that the connection is reused).
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, answerLimit))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return Result{}
 	}
-	return Result{
-		Err:        fmt.Errorf("workflow endpoint answered %d%s", resp.StatusCode, showSnippet(snippet)),
-		RetryAfter: retryAfter(resp.Header.Get("Retry-After")),
+	ae := newAnswerError(resp, answer)
+	return Result{Err: ae, RetryAfter: ae.RetryAfter}
+}
+
+// HeaderSafe makes a message id usable as a header value: bytes outside printable ASCII (CR,
+// LF, NUL, DEL, non-ASCII) and '%' are percent-encoded, so a hostile messageId neither breaks
+// the request nor splits headers, and distinct ids stay distinct.
+func HeaderSafe(v string) string {
+	safe := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '%' {
+			safe = false
+			break
+		}
 	}
+	if safe {
+		return v
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '%' {
+			fmt.Fprintf(&b, "%%%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // unwrapURLError drops *url.Error's "Post <url>:" prefix: the URL may carry a token in its
@@ -203,16 +226,4 @@ func unwrapURLError(err error) error {
 		return ue.Err
 	}
 	return err
-}
-
-// showSnippet renders the start of a response body for last_error.
-func showSnippet(b []byte) string {
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), ""))
-	if s == "" {
-		return ""
-	}
-	if utf8.RuneCountInString(s) > 200 {
-		s = string([]rune(s)[:200]) + "…"
-	}
-	return ": " + s
 }

@@ -47,6 +47,15 @@ type Server struct {
 
 	// Lean keeps only each message's messageId (for load tests that count, not inspect).
 	Lean bool
+	refuse func(Message) bool
+}
+
+// RefuseWhen makes a request that carries a message f returns true for answer 400 (as Segment
+// does for a batch with an invalid message), storing none of the batch; nil refuses none.
+func (s *Server) RefuseWhen(f func(Message) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = f
 }
 
 // Close ends hanging replies and stops the server.
@@ -114,6 +123,17 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
 		http.Error(w, `{"success": false, "error": "bad json"}`, http.StatusBadRequest)
 		return
+	}
+	s.mu.Lock()
+	refuse := s.refuse
+	s.mu.Unlock()
+	if refuse != nil {
+		for _, m := range body.Batch {
+			if refuse(m) {
+				http.Error(w, `{"success": false, "message": "invalid message `+m.MessageID+`"}`, http.StatusBadRequest)
+				return
+			}
+		}
 	}
 	s.mu.Lock()
 	for _, m := range body.Batch {

@@ -21,7 +21,7 @@ var (
 	deliveryTargets = []string{"segment", "workflow"}
 	// deliveryStatuses are the statuses the API shows: the stored ones, and waiting_for_user,
 	// SPEC §6.4's name for a pending workflow delivery held for its identify.
-	deliveryStatuses = []string{store.StatusPending, store.StatusSending, store.StatusDelivered, store.StatusDead, store.StatusPaused, statusWaitingForUser}
+	deliveryStatuses = []string{store.StatusPending, store.StatusSending, store.StatusDelivered, store.StatusDead, store.StatusPaused, statusWaitingForUser, store.StatusFailed}
 )
 
 const statusWaitingForUser = store.ReasonWaitingForUser
@@ -84,7 +84,7 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		q.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ds[len(ds)-1].ID, 10))))
 		body.Links.Next = (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 func (s *Server) retryDeliveries(c *gin.Context) {
@@ -100,10 +100,10 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 	f := store.DeliveryFilter{TenantID: tenantOf(c).ID}
 	switch {
 	case in.Status == nil:
-		s.fail(c, domain.Errorf(domain.EINVALID, "status: is required (dead)"))
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: is required (dead or failed)"))
 		return
-	case *in.Status != store.StatusDead:
-		s.fail(c, domain.Errorf(domain.EINVALID, "status: only dead deliveries can be re-queued"))
+	case *in.Status != store.StatusDead && *in.Status != store.StatusFailed:
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be dead (re-queue dead deliveries) or failed (send deliveries waiting after a failed attempt now)"))
 		return
 	}
 	f.Status = *in.Status
@@ -127,6 +127,13 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 			return
 		}
 	}
+	if f.Target == "" || f.Target == delivery.TargetSegment {
+		// A retry asked for is also the word to try a write key Segment rejected once more.
+		if err := s.DB.ResumeSegmentKey(c.Request.Context(), f.TenantID); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
 	n, err := s.DB.RetryDeliveries(c.Request.Context(), f, delivery.MaxAge)
 	if err != nil {
 		s.fail(c, err)
@@ -137,5 +144,5 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 			s.Wake(t, f.TenantID)
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"requeued": n})
+	c.PureJSON(http.StatusOK, gin.H{"requeued": n})
 }

@@ -16,6 +16,9 @@ const (
 	StatusDelivered = "delivered" // the receiver accepted it
 	StatusDead      = "dead"      // retried until it expired; re-queueable
 	StatusPaused    = "paused"    // its source is paused
+	// StatusFailed is no stored status but a filter: pending deliveries whose last attempt
+	// failed, waiting for their next one.
+	StatusFailed = "failed"
 )
 
 // Delivery is one outbound message with its attempts.
@@ -143,8 +146,13 @@ type Outcome struct {
 	ID        int64
 	Delivered bool
 	Err       string    // the failure, when not delivered
+	Dead      bool      // the failure is final (the receiver refused this message as it is): dead now
+	Reason    string    // why a failed row waits (write_key_rejected, …), shown beside its last error
 	Hold      string    // a reason to put the row back without counting the attempt (no_write_key, …)
 	NextAt    time.Time // when to try again (failures and holds)
+	// Requests is how many HTTP requests carried this delivery in its claim, when more than the
+	// one the claim counted (a request split to find the message a receiver refused).
+	Requests int
 }
 
 // FinishDeliveries records outcomes of claimed deliveries in one transaction. A failed delivery
@@ -160,6 +168,12 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 		var ok []any
 		for _, o := range outs {
 			switch {
+			case o.Delivered && o.Requests > 1:
+				if _, err := tx.Exec(`UPDATE deliveries SET attempts = attempts + ? WHERE id = ? AND status = 'sending'`,
+					o.Requests-1, o.ID); err != nil {
+					return err
+				}
+				ok = append(ok, o.ID)
 			case o.Delivered:
 				ok = append(ok, o.ID)
 			case o.Hold != "":
@@ -169,9 +183,10 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 				}
 			default:
 				var status string
-				if err := tx.QueryRow(`UPDATE deliveries SET status = CASE WHEN expires_at <= ? THEN 'dead' ELSE 'pending' END,
-					last_error = ?, next_at = ?, updated_at = ?, reason = NULL WHERE id = ? AND status = 'sending' RETURNING status`,
-					now, truncate(o.Err, 1000), toMillis(o.NextAt), now, o.ID).Scan(&status); err != nil && err != sql.ErrNoRows {
+				if err := tx.QueryRow(`UPDATE deliveries SET status = CASE WHEN ? OR expires_at <= ? THEN 'dead' ELSE 'pending' END,
+					attempts = attempts + ?, last_error = ?, next_at = ?, updated_at = ?, reason = NULLIF(?, '')
+					WHERE id = ? AND status = 'sending' RETURNING status`,
+					o.Dead, now, max(o.Requests-1, 0), truncate(o.Err, 1000), toMillis(o.NextAt), now, o.Reason, o.ID).Scan(&status); err != nil && err != sql.ErrNoRows {
 					return err
 				}
 				if status == StatusDead {
@@ -183,8 +198,8 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 		for len(ok) > 0 {
 			chunk := ok[:min(len(ok), 500)]
 			ok = ok[len(chunk):]
-			res, err := tx.Exec(`UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL
-				WHERE status = 'sending' AND id IN (`+marks(len(chunk))+`)`, append([]any{now, now}, chunk...)...)
+			res, err := tx.Exec(`UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL,
+				last_error = NULL WHERE status = 'sending' AND id IN (`+marks(len(chunk))+`)`, append([]any{now, now}, chunk...)...)
 			if err != nil {
 				return err
 			}
@@ -268,18 +283,34 @@ func (db *DB) NextDue(ctx context.Context, target, tenantID string) (t time.Time
 	return fromMillis(next.Int64), true, nil
 }
 
-// OutboxStat is the depth and age of one tenant's pending deliveries for one target.
+// OutboxStat is the depth and age of one tenant's undelivered (pending or sending) deliveries
+// for one target, and when the first of them would turn dead.
 type OutboxStat struct {
 	TenantID      string
 	Target        string
 	Pending       int
 	OldestCreated time.Time
+	FirstExpiry   time.Time
 }
 
-// OutboxStats returns the pending depth and oldest pending delivery per tenant and target.
+// OutboxStats returns the undelivered depth, oldest undelivered delivery and first expiry per
+// tenant and target.
 func (db *DB) OutboxStats(ctx context.Context) ([]OutboxStat, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT tenant_id, target, COUNT(*), MIN(created_at) FROM deliveries
-		WHERE status IN ('pending', 'sending') GROUP BY tenant_id, target`)
+	return db.outboxStats(ctx, `status IN ('pending', 'sending')`)
+}
+
+// TenantOutboxStat is OutboxStats for one tenant and target; Pending is 0 when nothing waits.
+func (db *DB) TenantOutboxStat(ctx context.Context, tenantID, target string) (OutboxStat, error) {
+	stats, err := db.outboxStats(ctx, `tenant_id = ? AND target = ? AND status IN ('pending', 'sending')`, tenantID, target)
+	if err != nil || len(stats) == 0 {
+		return OutboxStat{TenantID: tenantID, Target: target}, err
+	}
+	return stats[0], nil
+}
+
+func (db *DB) outboxStats(ctx context.Context, where string, args ...any) ([]OutboxStat, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT tenant_id, target, COUNT(*), MIN(created_at), MIN(expires_at) FROM deliveries
+		WHERE `+where+` GROUP BY tenant_id, target`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -287,11 +318,11 @@ func (db *DB) OutboxStats(ctx context.Context) ([]OutboxStat, error) {
 	var out []OutboxStat
 	for rows.Next() {
 		var s OutboxStat
-		var oldest int64
-		if err := rows.Scan(&s.TenantID, &s.Target, &s.Pending, &oldest); err != nil {
+		var oldest, expiry int64
+		if err := rows.Scan(&s.TenantID, &s.Target, &s.Pending, &oldest, &expiry); err != nil {
 			return nil, err
 		}
-		s.OldestCreated = fromMillis(oldest)
+		s.OldestCreated, s.FirstExpiry = fromMillis(oldest), fromMillis(expiry)
 		out = append(out, s)
 	}
 	return out, rows.Err()
@@ -343,7 +374,11 @@ func deliveryWhere(f DeliveryFilter) (string, []any) {
 		where += ` AND target = ?`
 		args = append(args, f.Target)
 	}
-	if f.Status != "" {
+	switch f.Status {
+	case "":
+	case StatusFailed:
+		where += ` AND status = 'pending' AND attempts > 0 AND last_error IS NOT NULL`
+	default:
 		where += ` AND status = ?`
 		args = append(args, f.Status)
 	}
@@ -366,15 +401,20 @@ func deliveryWhere(f DeliveryFilter) (string, []any) {
 	return where, args
 }
 
-// RetryDeliveries re-queues a tenant's deliveries matching f (dead ones, typically) with a fresh
-// retry window and returns how many it re-queued and the targets they belong to.
+// RetryDeliveries re-queues a tenant's deliveries matching f and returns how many it re-queued:
+// dead ones get a fresh retry window; failed ones (StatusFailed: pending after a failed attempt)
+// are due now, keeping their attempts and window.
 func (db *DB) RetryDeliveries(ctx context.Context, f DeliveryFilter, maxAge time.Duration) (int64, error) {
 	var n int64
 	err := db.Write(ctx, func(tx *sql.Tx) error {
 		where, args := deliveryWhere(f)
 		now := db.Now()
-		res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', attempts = 0, next_at = ?, expires_at = ?, updated_at = ?, reason = NULL
-			WHERE `+where, append([]any{toMillis(now), toMillis(now.Add(maxAge)), toMillis(now)}, args...)...)
+		set, setArgs := `status = 'pending', attempts = 0, next_at = ?, expires_at = ?, updated_at = ?, reason = NULL`,
+			[]any{toMillis(now), toMillis(now.Add(maxAge)), toMillis(now)}
+		if f.Status == StatusFailed {
+			set, setArgs = `next_at = MIN(next_at, ?), updated_at = ?, reason = NULL`, []any{toMillis(now), toMillis(now)}
+		}
+		res, err := tx.Exec(`UPDATE deliveries SET `+set+` WHERE `+where, append(setArgs, args...)...)
 		if err != nil {
 			return err
 		}
