@@ -349,3 +349,30 @@ func TestStartReleasesRowsLeftClaimed(t *testing.T) {
 		t.Fatal("rows claimed by a dead process were never sent")
 	}
 }
+
+// TestNewKeySendsWhatWaitsForItsNextAttempt: deliveries that failed with the old key and wait
+// an hour for their next attempt go out within seconds of the key being replaced.
+func TestNewKeySendsWhatWaitsForItsNextAttempt(t *testing.T) {
+	h := newHarness(t, delivery.Options{Backoff: func(int) time.Duration { return time.Hour }})
+	h.engine.Start(context.Background())
+	tid := h.tenant("wk_wrong_workspace")
+	h.fake.Behave(func(key string) fakesegment.Reply {
+		if key == "wk_wrong_workspace" {
+			return fakesegment.Reply{Status: 500}
+		}
+		return fakesegment.Reply{}
+	})
+	h.enqueue(tid, 4, delivery.MaxAge)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed, Limit: 10})
+		if len(ds) == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("failed deliveries: %d of 4", len(ds))
+		}
+	}
+	h.key(tid, "wk_right_workspace")
+	h.engine.Notify(tid)
+	h.waitStatus(tid, store.StatusDelivered, 4, 60*time.Second) // not after the hour's backoff
+}

@@ -79,7 +79,7 @@ func TestSourceAdminScenarios(t *testing.T) {
 		{Name: "deliveries bad status", Method: "GET", URL: "/api/v1/tenants/" + a.ID + "/deliveries?status=lost", Token: ta, ExpectedStatus: 400, ExpectedContent: []string{"status:"}},
 		{Name: "deliveries empty", Method: "GET", URL: "/api/v1/tenants/" + a.ID + "/deliveries?target=segment", Token: ta, ExpectedStatus: 200, ExpectedContent: []string{`"results":[]`, `"total_count":0`}},
 		{Name: "retry needs status", Method: "POST", URL: "/api/v1/tenants/" + a.ID + "/deliveries/retry", Token: ta, Body: `{}`, ExpectedStatus: 400, ExpectedContent: []string{"status: is required"}},
-		{Name: "retry only dead", Method: "POST", URL: "/api/v1/tenants/" + a.ID + "/deliveries/retry", Token: ta, Body: `{"status": "delivered"}`, ExpectedStatus: 400, ExpectedContent: []string{"status: only dead"}},
+		{Name: "retry only dead or failed", Method: "POST", URL: "/api/v1/tenants/" + a.ID + "/deliveries/retry", Token: ta, Body: `{"status": "delivered"}`, ExpectedStatus: 400, ExpectedContent: []string{"status: must be dead"}},
 		{Name: "retry ok", Method: "POST", URL: "/api/v1/tenants/" + a.ID + "/deliveries/retry", Token: ta, Body: `{"status": "dead", "target": "segment", "from": "2024-01-01T00:00:00Z"}`, ExpectedStatus: 200, ExpectedContent: []string{`"requeued":0`}},
 	} {
 		sc.Run(t, app)
