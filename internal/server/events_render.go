@@ -233,7 +233,7 @@ func (enc *csvEncoder) event(e *store.EmailEvent) {
 			if v == nil && c.name == "type" { // an event stored as invalid may lack it
 				cell = append(cell, e.Type...)
 			} else {
-				cell = appendCellValue(cell, v)
+				cell = defuseFormula(appendCellValue(cell, v), v)
 			}
 		}
 		enc.cell = cell
@@ -260,6 +260,22 @@ func (enc *csvEncoder) writeCell(b []byte) {
 	}
 	enc.w.Write(b)
 	enc.w.WriteByte('"')
+}
+
+// defuseFormula prefixes a cell that a spreadsheet would run as a formula (it begins with =, +,
+// -, @, TAB or CR) with a single quote, as OWASP advises for CSV injection: values such as a
+// click's user_agent or a bounce's reason come from outsiders. A JSON number (-5) keeps its sign.
+func defuseFormula(cell, raw []byte) []byte {
+	if len(cell) == 0 || !bytes.ContainsRune([]byte("=+-@\t\r"), rune(cell[0])) {
+		return cell
+	}
+	if raw = bytes.TrimSpace(raw); len(raw) > 0 && (raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9')) {
+		return cell
+	}
+	cell = append(cell, 0)
+	copy(cell[1:], cell)
+	cell[0] = '\''
+	return cell
 }
 
 // appendCellValue renders a raw JSON value as cell text: strings unquoted, null and absent

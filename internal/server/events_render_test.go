@@ -105,3 +105,19 @@ func FuzzEventQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestCSVDefusesFormulas: a cell that a spreadsheet would run as a formula gets a leading quote
+// (OWASP's CSV-injection advice); numbers and ordinary text are written as they are.
+func TestCSVDefusesFormulas(t *testing.T) {
+	body := `{"type":"click","user_agent":"=HYPERLINK(\"http://evil.example\",\"x\")","reason":"+1 bounce","a":"-2+3","b":"@SUM(A1)",` +
+		`"c":"\tTAB","d":"\rCR","e":-5,"f":"plain","g":"a=b","h":""}`
+	e := &store.EmailEvent{ID: 1, EventID: "ev-1", Type: "click", Wrapper: "track_event", Body: []byte(body), Time: time.Unix(1460989507, 0)}
+	var buf bytes.Buffer
+	enc := newCSVEncoder(&buf, []string{"user_agent", "reason", "a", "b", "c", "d", "e", "f", "g", "h"}, time.UTC)
+	enc.event(e)
+	enc.w.Flush()
+	want := `"'=HYPERLINK(""http://evil.example"",""x"")",'+1 bounce,'-2+3,'@SUM(A1),'` + "\tTAB,\"'\rCR\",-5,plain,a=b,\n"
+	if buf.String() != want {
+		t.Fatalf("CSV row:\n%q\nwant\n%q", buf.String(), want)
+	}
+}
