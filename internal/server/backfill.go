@@ -107,7 +107,7 @@ func (s *Server) startBackfill(c *gin.Context) {
 		return
 	}
 	c.Header("Location", c.Request.URL.Path+"/"+j.ID)
-	c.JSON(http.StatusAccepted, backfillBody(j))
+	c.PureJSON(http.StatusAccepted, backfillBody(j))
 }
 
 // getBackfill answers GET …/sources/{sid}/backfill/{job_id}: the job's progress and what became
@@ -118,5 +118,5 @@ func (s *Server) getBackfill(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, backfillBody(j))
+	c.PureJSON(http.StatusOK, backfillBody(j))
 }

@@ -194,7 +194,7 @@ func (a *destApp) workflowDeliveries() []*store.Delivery {
 // work the engine does in the background; it never asserts how fast that work is.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)

@@ -45,7 +45,7 @@ func (h *destHandlers) listUsers(c *gin.Context) {
 		last := rows[len(rows)-1]
 		body.Links.Next = nextLink(c, p, len(rows), last.CreatedAt, last.DistinctID)
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 // distinctIDOf reads the :distinct_id parameter. Errors: ENOTFOUND for ids no profile can have.
@@ -129,7 +129,7 @@ func (h *destHandlers) listUserEvents(c *gin.Context) {
 		last := events[len(events)-1]
 		body.Links.Next = nextLink(c, p, len(events), last.Timestamp, strconv.FormatInt(last.ID, 10))
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 // messageOut is one stored inbound message with what became of it.
@@ -205,5 +205,5 @@ func (h *destHandlers) listMessages(c *gin.Context) {
 		last := rows[len(rows)-1]
 		body.Links.Next = nextLink(c, p, len(rows), last.ReceivedAt, strconv.FormatInt(last.ID, 10))
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }

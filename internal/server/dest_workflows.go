@@ -117,7 +117,7 @@ func (h *destHandlers) createWorkflow(c *gin.Context) {
 	if generated {
 		out.Secret = secret
 	}
-	c.JSON(http.StatusCreated, out)
+	c.PureJSON(http.StatusCreated, out)
 }
 
 func (h *destHandlers) listWorkflows(c *gin.Context) {
@@ -140,7 +140,7 @@ func (h *destHandlers) listWorkflows(c *gin.Context) {
 		last := ws[len(ws)-1]
 		body.Links.Next = nextLink(c, p, len(ws), last.CreatedAt, last.ID)
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 // workflowOf loads the :wid workflow of the request's tenant. Errors: ENOTFOUND.
@@ -158,7 +158,7 @@ func (h *destHandlers) getWorkflow(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, workflowBody(w))
+	c.PureJSON(http.StatusOK, workflowBody(w))
 }
 
 // updateWorkflow changes the fields given. A new url or secret applies to every delivery not yet
@@ -202,7 +202,7 @@ func (h *destHandlers) updateWorkflow(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, workflowBody(w))
+	c.PureJSON(http.StatusOK, workflowBody(w))
 }
 
 // deleteWorkflow removes a workflow and its deliveries that were not delivered.

@@ -166,7 +166,7 @@ func (h *destHandlers) hook(c *gin.Context) {
 	h.messages.WithLabelValues("accepted").Add(float64(receipt.Accepted))
 	h.messages.WithLabelValues("duplicate").Add(float64(receipt.Duplicates))
 	h.messages.WithLabelValues("ignored").Add(float64(receipt.Ignored))
-	c.JSON(http.StatusOK, receipt)
+	c.PureJSON(http.StatusOK, receipt)
 }
 
 // bearerKey reads "Authorization: Bearer <api_key>".
@@ -256,7 +256,7 @@ func (h *destHandlers) createDestination(c *gin.Context) {
 		return
 	}
 	out.APIKey, out.SharedSecret = apiKey, secret
-	c.JSON(http.StatusCreated, out)
+	c.PureJSON(http.StatusCreated, out)
 }
 
 func (h *destHandlers) listDestinations(c *gin.Context) {
@@ -284,7 +284,7 @@ func (h *destHandlers) listDestinations(c *gin.Context) {
 		last := ds[len(ds)-1]
 		body.Links.Next = nextLink(c, p, len(ds), last.CreatedAt, last.ID)
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 // destinationOf loads the :did destination of the request's tenant. Errors: ENOTFOUND.
@@ -307,7 +307,7 @@ func (h *destHandlers) getDestination(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 // updateDestination changes the name and settings given; channel_map and preference_map are
@@ -350,7 +350,7 @@ func (h *destHandlers) updateDestination(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 func (h *destHandlers) deleteDestination(c *gin.Context) {
@@ -388,7 +388,7 @@ func (h *destHandlers) rotateDestination(c *gin.Context) {
 		return
 	}
 	out.APIKey, out.SharedSecret, out.PreviousKeyExpiresAt = apiKey, secret, &until
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 // replay re-applies a destination's stored messages with today's settings (SPEC §6.6).
@@ -439,7 +439,7 @@ func (h *destHandlers) replay(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, res)
+	c.PureJSON(http.StatusOK, res)
 }
 
 func isSegmentType(t string) bool {

@@ -20,7 +20,7 @@ func (s *Server) getRetention(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, retentionBody{RetentionDays: &days})
+	c.PureJSON(http.StatusOK, retentionBody{RetentionDays: &days})
 }
 
 // putRetention answers PUT …/retention {retention_days}: events (and the raw batches they came
@@ -38,5 +38,5 @@ func (s *Server) putRetention(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, in)
+	c.PureJSON(http.StatusOK, in)
 }

@@ -53,7 +53,12 @@ func (s *Server) sparkpostHook(c *gin.Context) {
 		return
 	}
 	if ping {
-		c.JSON(http.StatusOK, gin.H{"accepted": 0, "ping": true})
+		c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "ping": true})
+		return
+	}
+	if len(elems) > s.MaxBatchEvents {
+		s.fail(c, domain.Errorf(domain.ETOOLARGE, "%d events in one batch; at most %d are accepted (SparkPost sends up to about 1,000)",
+			len(elems), s.MaxBatchEvents))
 		return
 	}
 	b := &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, BatchID: c.GetHeader("X-MessageSystems-Batch-ID"), Body: body}
@@ -67,13 +72,13 @@ func (s *Server) sparkpostHook(c *gin.Context) {
 		return
 	}
 	if dup {
-		c.JSON(http.StatusOK, gin.H{"accepted": 0, "duplicate": true, "batch_id": b.BatchID})
+		c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "duplicate": true, "batch_id": b.BatchID})
 		return
 	}
 	if s.Sources.BatchCommitted != nil {
 		s.Sources.BatchCommitted()
 	}
-	c.JSON(http.StatusOK, gin.H{"accepted": len(elems), "batch_id": b.BatchID})
+	c.PureJSON(http.StatusOK, gin.H{"accepted": len(elems), "batch_id": b.BatchID})
 }
 
 // authenticateSource checks SparkPost's credentials for a source: HTTP Basic for basic sources,
@@ -182,5 +187,5 @@ func (s *Server) oauthToken(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"access_token": token, "token_type": "Bearer", "expires_in": int(oauthTokenTTL.Seconds())})
+	c.PureJSON(http.StatusOK, gin.H{"access_token": token, "token_type": "Bearer", "expires_in": int(oauthTokenTTL.Seconds())})
 }

@@ -24,6 +24,9 @@ const (
 	AdminBodyLimit = 1 << 20
 	// HookBodyLimit caps webhook bodies: SparkPost sends up to ~1,000 events, several MB.
 	HookBodyLimit = 16 << 20
+	// DefaultMaxBatchEvents caps the events of one SparkPost batch: SparkPost sends up to about
+	// 1,000, and one huge batch must not occupy the writer that every tenant's acks need.
+	DefaultMaxBatchEvents = 10_000
 )
 
 // Config is what the server needs from the outside.
@@ -47,6 +50,10 @@ type Config struct {
 	// HookMemory bounds the webhook body bytes read at once (DefaultHookMemory when 0).
 	HookMemory int64
 
+	// MaxBatchEvents caps the events of one SparkPost batch (DefaultMaxBatchEvents when 0);
+	// a larger batch is answered 413.
+	MaxBatchEvents int
+
 	// Wake tells the outbox engine of target that a tenant may have deliveries due now.
 	Wake func(target, tenantID string)
 
@@ -67,6 +74,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = AdminBodyLimit
+	}
+	if cfg.MaxBatchEvents <= 0 {
+		cfg.MaxBatchEvents = DefaultMaxBatchEvents
 	}
 	if cfg.Wake == nil {
 		cfg.Wake = func(string, string) {}

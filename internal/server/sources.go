@@ -176,7 +176,7 @@ func (s *Server) createSource(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, s.sourceBody(src, shown))
+	c.PureJSON(http.StatusCreated, s.sourceBody(src, shown))
 }
 
 func (s *Server) source(c *gin.Context) (*store.Source, bool) {
@@ -190,7 +190,7 @@ func (s *Server) source(c *gin.Context) (*store.Source, bool) {
 
 func (s *Server) getSource(c *gin.Context) {
 	if src, ok := s.source(c); ok {
-		c.JSON(http.StatusOK, s.sourceBody(src, nil))
+		c.PureJSON(http.StatusOK, s.sourceBody(src, nil))
 	}
 }
 
@@ -213,7 +213,7 @@ func (s *Server) listSources(c *gin.Context) {
 	if n := len(srcs); n > 0 {
 		body.Links.Next = nextLink(c, p, n, srcs[n-1].CreatedAt, srcs[n-1].ID)
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
 func (s *Server) updateSource(c *gin.Context) {
@@ -241,7 +241,7 @@ func (s *Server) updateSource(c *gin.Context) {
 	if wasPaused && !src.Paused {
 		s.Wake(delivery.TargetSegment, src.TenantID)
 	}
-	c.JSON(http.StatusOK, s.sourceBody(src, nil))
+	c.PureJSON(http.StatusOK, s.sourceBody(src, nil))
 }
 
 func (s *Server) deleteSource(c *gin.Context) {
@@ -263,7 +263,7 @@ func (s *Server) rotateSource(c *gin.Context) {
 		return
 	}
 	out := s.sourceBody(src, shown)
-	c.JSON(http.StatusOK, gin.H{"id": out.ID, "webhook_url": out.WebhookURL, "auth": out.Auth, "credentials": shown,
+	c.PureJSON(http.StatusOK, gin.H{"id": out.ID, "webhook_url": out.WebhookURL, "auth": out.Auth, "credentials": shown,
 		"previous_credentials_expire_at": s.DB.Now().Add(credentialOverlap).UTC().Truncate(time.Second)})
 }
 
@@ -277,5 +277,5 @@ func (s *Server) getBatchReceipt(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, r)
+	c.PureJSON(http.StatusOK, r)
 }

@@ -58,7 +58,7 @@ func (s *Server) createTenant(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, t)
+	c.PureJSON(http.StatusCreated, t)
 }
 
 func (s *Server) listTenants(c *gin.Context) {
@@ -79,10 +79,10 @@ func (s *Server) listTenants(c *gin.Context) {
 		last := ts[len(ts)-1]
 		body.Links.Next = nextLink(c, p, len(ts), last.CreatedAt, last.ID)
 	}
-	c.JSON(http.StatusOK, body)
+	c.PureJSON(http.StatusOK, body)
 }
 
-func (s *Server) getTenant(c *gin.Context) { c.JSON(http.StatusOK, tenantOf(c)) }
+func (s *Server) getTenant(c *gin.Context) { c.PureJSON(http.StatusOK, tenantOf(c)) }
 
 func (s *Server) renameTenant(c *gin.Context) {
 	var in tenantBody
@@ -99,7 +99,7 @@ func (s *Server) renameTenant(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, t)
+	c.PureJSON(http.StatusOK, t)
 }
 
 func (s *Server) deleteTenant(c *gin.Context) {
@@ -147,7 +147,7 @@ func (s *Server) createTenantToken(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"token": token, "expires_at": exp})
+	c.PureJSON(http.StatusCreated, gin.H{"token": token, "expires_at": exp})
 }
 
 func (s *Server) revokeTenantTokens(c *gin.Context) {
@@ -155,5 +155,5 @@ func (s *Server) revokeTenantTokens(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"revoked": true})
+	c.PureJSON(http.StatusOK, gin.H{"revoked": true})
 }
