@@ -141,20 +141,21 @@ func TestExportFromServer(t *testing.T) {
 	if status, body := s.post(t, p, batch, "batch-export"); status != 200 {
 		t.Fatalf("batch: %d %s", status, body)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, body := p.do(t, "GET", "/api/v1/tenants/"+s.ID+"/email-events", s.Token, "")
+	// Both exports must see the same rows, so wait until the system stands still: all 7 events
+	// stored and every sendable one delivered (its switchboard.status no longer moves).
+	count := func(path string) int {
+		_, body := p.do(t, "GET", path, s.Token, "")
 		var page struct {
 			TotalCount int `json:"total_count"`
 		}
 		json.Unmarshal(body, &page)
-		if page.TotalCount == 7 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events not stored: %s", body)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return page.TotalCount
+	}
+	want := sendable(t, batch)
+	if left := settle(func() int {
+		return 7 - count("/api/v1/tenants/"+s.ID+"/email-events") + want - count("/api/v1/tenants/"+s.ID+"/deliveries?target=segment&status=delivered")
+	}); left != 0 {
+		t.Fatalf("%d events not yet stored or delivered", left)
 	}
 
 	t.Setenv("SWITCHBOARD_TOKEN", s.Token)

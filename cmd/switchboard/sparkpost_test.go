@@ -82,7 +82,7 @@ func TestSparkPostToSegmentEndToEnd(t *testing.T) {
 	if status, body := s.post(t, p, batch, "batch-0001"); status != 200 {
 		t.Fatalf("batch: %d %s", status, body)
 	}
-	if !fake.WaitUnique(s.WriteKey, 4, 15*time.Second) {
+	if !fake.WaitUnique(s.WriteKey, 4, 90*time.Second) {
 		t.Fatalf("fake Segment got %d of 4 messages", len(fake.Unique(s.WriteKey)))
 	}
 	byEvent := map[string]fakesegment.Message{}
@@ -144,7 +144,7 @@ func TestSparkPostToSegmentEndToEnd(t *testing.T) {
 		}
 		TotalCount int `json:"total_count"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, body := p.do(t, "GET", "/api/v1/tenants/"+s.ID+"/email-events", s.Token, "")
 		json.Unmarshal(body, &events)
@@ -208,7 +208,7 @@ func TestSparkPostSamplesReachSegment(t *testing.T) {
 			t.Fatalf("%s: %d %s", f, status, body)
 		}
 		want := sendable(t, batch)
-		if !fake.WaitUnique(key, want, 15*time.Second) {
+		if !fake.WaitUnique(key, want, 90*time.Second) {
 			t.Fatalf("%s: %d of %d mapped events reached Segment", f, len(fake.Unique(key)), want)
 		}
 		for _, m := range fake.Unique(key) {
@@ -253,7 +253,7 @@ func TestSparkPostDuplicateEventIDsAreStoredOnce(t *testing.T) {
 		t.Fatalf("%d %s", status, body)
 	}
 	// 18 events share one event_id; sms_status has none and gets a hash of its content.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	var events struct {
 		TotalCount int `json:"total_count"`
 	}
@@ -295,7 +295,7 @@ func TestSparkPostSurvivesKill(t *testing.T) {
 
 	fake.Behave(nil)
 	p2 := startServe(t, dataDir)
-	if !fake.WaitUnique(s.WriteKey, acked, 30*time.Second) {
+	if !fake.WaitUnique(s.WriteKey, acked, 90*time.Second) {
 		t.Fatalf("after SIGKILL and restart %d of %d acknowledged events reached Segment", len(fake.Unique(s.WriteKey)), acked)
 	}
 	if n := len(fake.Unique(s.WriteKey)); n != acked {
