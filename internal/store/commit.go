@@ -46,10 +46,12 @@ type committer struct {
 
 	wal        string    // the WAL file, whose size truncateWAL watches
 	walChecked time.Time // when truncateWAL last looked
+
+	health *health
 }
 
-func newCommitter(db *sql.DB, wal string) *committer {
-	c := &committer{db: db, wal: wal, reqs: make(chan *writeRequest), quit: make(chan struct{}), stopped: make(chan struct{})}
+func newCommitter(db *sql.DB, path string) *committer {
+	c := &committer{db: db, wal: path + "-wal", health: newHealth(path), reqs: make(chan *writeRequest), quit: make(chan struct{}), stopped: make(chan struct{})}
 	c.alive.Store(true)
 	go c.loop()
 	return c
@@ -134,9 +136,23 @@ func (c *committer) run(batch []*writeRequest) {
 	err := c.transact(batch, errs)
 	c.commits.Add(1)
 	c.grouped.Add(int64(len(batch)))
+	// A commit into a file that was deleted meanwhile is no commit: none of it survives a start.
+	if err == nil && c.health.gone() {
+		err = fmt.Errorf("store: the database file %s was deleted or replaced under the running server", c.health.path)
+	}
+	fault := err
+	for i := range errs {
+		if fault == nil && errs[i] != nil && storageFault(errs[i]) {
+			fault = errs[i]
+		}
+	}
+	c.health.note(fault)
 	for i, r := range batch {
 		if err != nil && errs[i] == nil {
 			errs[i] = err
+		}
+		if errs[i] != nil && (errs[i] == err && fault != nil || storageFault(errs[i])) {
+			errs[i] = fmt.Errorf("%w (%v)", errWritesFailing, errs[i])
 		}
 		r.done <- errs[i]
 	}

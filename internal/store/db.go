@@ -122,7 +122,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	ckpt.SetMaxOpenConns(1)
 	db.ckpt = newCheckpointer(ckpt, 200*time.Millisecond)
-	db.commit = newCommitter(writer, path+"-wal")
+	db.commit = newCommitter(writer, path)
 	return db, nil
 }
 
@@ -141,13 +141,20 @@ func (db *DB) Close() error {
 // Path is the database file's path.
 func (db *DB) Path() string { return db.path }
 
-// Ping checks that the database answers a read and the writer loop is alive.
+// Ping checks that the database answers a read, the writer loop is alive, the file is the one
+// opened, and the last write did not fail for the database's sake (disk full, I/O errors).
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.reader.PingContext(ctx); err != nil {
 		return err
 	}
 	if !db.commit.running() {
 		return errors.New("store: writer stopped")
+	}
+	if db.commit.health.gone() {
+		return fmt.Errorf("store: the database file %s was deleted or replaced", db.path)
+	}
+	if err := db.commit.health.err(); err != nil {
+		return fmt.Errorf("store: writes are failing: %v", err)
 	}
 	return nil
 }
