@@ -46,7 +46,7 @@ type Server struct {
 	quitOnce sync.Once
 
 	// Lean keeps only each message's messageId (for load tests that count, not inspect).
-	Lean bool
+	Lean   bool
 	refuse func(Message) bool
 }
 
