@@ -91,10 +91,12 @@ func TestTokensRoundTripAndExpiry(t *testing.T) {
 	if err != nil || c.Role != auth.RoleTenant || c.TenantID != "ten_abc" || c.Gen != 3 || c.Issuer != auth.Issuer {
 		t.Fatalf("Verify = %+v, %v", c, err)
 	}
-	if _, _, err := tk.Operator(0); err == nil {
-		t.Fatal("zero ttl accepted")
+	for _, ttl := range []time.Duration{0, time.Nanosecond, time.Second, 59 * time.Second} {
+		if _, _, err := tk.Operator(ttl); err == nil || !strings.Contains(err.Error(), "ttl: must be at least 1m") {
+			t.Fatalf("ttl %s: %v; want refused (it would mint an expired or nearly expired token)", ttl, err)
+		}
 	}
-	short, _, _ := tk.Operator(time.Second)
+	short, _, _ := tk.Operator(time.Minute)
 	other, _ := auth.NewTokens([]byte(strings.Repeat("k", 32)))
 	if _, err := other.Verify(short); err != nil {
 		t.Fatalf("same key, fresh token: %v", err)

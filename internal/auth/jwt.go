@@ -5,6 +5,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -67,9 +68,12 @@ func (t *Tokens) Tenant(tenantID string, gen int64, ttl time.Duration) (string, 
 	return t.sign(Claims{Role: RoleTenant, TenantID: tenantID, Gen: gen}, ttl)
 }
 
+// MinTTL is the shortest lifetime a token is minted with: shorter ones expire before use.
+const MinTTL = time.Minute
+
 func (t *Tokens) sign(c Claims, ttl time.Duration) (string, time.Time, error) {
-	if ttl <= 0 {
-		return "", time.Time{}, domain.Errorf(domain.EINVALID, "ttl: must be a positive duration")
+	if ttl < MinTTL {
+		return "", time.Time{}, domain.Errorf(domain.EINVALID, "ttl: must be at least %s", MinTTL)
 	}
 	now := t.now().UTC()
 	exp := now.Add(ttl).Truncate(time.Second)
@@ -129,7 +133,12 @@ func tokenProblem(err error) string {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token has expired"
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "token lacks a required claim (exp)"
+		for _, claim := range []string{"iss", "exp"} {
+			if strings.Contains(err.Error(), claim+" claim is required") {
+				return "token lacks the required claim " + claim
+			}
+		}
+		return "token lacks a required claim"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return "token signature is invalid or its algorithm is not HS256"
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):

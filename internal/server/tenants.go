@@ -4,10 +4,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
 	"github.com/switchboard-hub/switchboard/internal/web"
@@ -22,6 +24,13 @@ func (s *Server) decode(c *gin.Context, dst any) bool {
 	return true
 }
 
+// invisible reports format characters (Unicode category Cf: zero-width spaces and joiners, bidi
+// embeddings, overrides and isolates, the BOM) and other characters that render as nothing:
+// in a name they make one tenant look like another.
+func invisible(r rune) bool {
+	return unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == '\u3164' || r == '\u115f' || r == '\u1160'
+}
+
 // checkName validates a display name.
 func checkName(field string, name *string) (string, error) {
 	if name == nil {
@@ -33,8 +42,10 @@ func checkName(field string, name *string) (string, error) {
 		return "", domain.Errorf(domain.EINVALID, "%s: must not be empty", field)
 	case utf8.RuneCountInString(n) > 200:
 		return "", domain.Errorf(domain.EINVALID, "%s: must be at most 200 characters", field)
-	case strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+	case strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }):
 		return "", domain.Errorf(domain.EINVALID, "%s: must not contain control characters", field)
+	case strings.ContainsFunc(n, invisible):
+		return "", domain.Errorf(domain.EINVALID, "%s: must not contain invisible or text-direction characters (zero-width, bidi overrides)", field)
 	}
 	return n, nil
 }
@@ -122,8 +133,8 @@ func parseTTL(field string, v *string, def time.Duration) (time.Duration, error)
 	if err != nil {
 		return 0, domain.Errorf(domain.EINVALID, "%s: %q is not a duration such as \"24h\" or \"90m\"", field, *v)
 	}
-	if d <= 0 || d > maxTokenTTL {
-		return 0, domain.Errorf(domain.EINVALID, "%s: must be positive and at most %s", field, maxTokenTTL)
+	if d < auth.MinTTL || d > maxTokenTTL {
+		return 0, domain.Errorf(domain.EINVALID, "%s: must be from %s to %s", field, auth.MinTTL, maxTokenTTL)
 	}
 	return d, nil
 }

@@ -36,6 +36,7 @@ func TestAdminAPIScenarios(t *testing.T) {
 	opClaims := jwt.MapClaims{"role": "operator", "iss": "switchboard", "exp": future}
 	expired := forge(t, jwt.SigningMethodHS256, signingKey, jwt.MapClaims{"role": "operator", "iss": "switchboard", "exp": time.Now().Add(-time.Hour).Unix()})
 	noExp := forge(t, jwt.SigningMethodHS256, signingKey, jwt.MapClaims{"role": "operator", "iss": "switchboard"})
+	noIss := forge(t, jwt.SigningMethodHS256, signingKey, jwt.MapClaims{"role": "operator", "exp": future})
 	wrongKey := forge(t, jwt.SigningMethodHS256, []byte("another-key-another-key-another-key!!"), opClaims)
 	hs512 := forge(t, jwt.SigningMethodHS512, signingKey, opClaims)
 	wrongIss := forge(t, jwt.SigningMethodHS256, signingKey, jwt.MapClaims{"role": "operator", "iss": "someone", "exp": future})
@@ -52,7 +53,8 @@ func TestAdminAPIScenarios(t *testing.T) {
 		{Name: "alg none", Method: "GET", URL: "/api/v1/tenants", Token: none, ExpectedStatus: 401},
 		{Name: "alg HS512", Method: "GET", URL: "/api/v1/tenants", Token: hs512, ExpectedStatus: 401},
 		{Name: "expired", Method: "GET", URL: "/api/v1/tenants", Token: expired, ExpectedStatus: 401, ExpectedContent: []string{"expired"}},
-		{Name: "no exp", Method: "GET", URL: "/api/v1/tenants", Token: noExp, ExpectedStatus: 401},
+		{Name: "no exp", Method: "GET", URL: "/api/v1/tenants", Token: noExp, ExpectedStatus: 401, ExpectedContent: []string{"lacks the required claim exp"}},
+		{Name: "no iss", Method: "GET", URL: "/api/v1/tenants", Token: noIss, ExpectedStatus: 401, ExpectedContent: []string{"lacks the required claim iss"}},
 		{Name: "wrong signing key", Method: "GET", URL: "/api/v1/tenants", Token: wrongKey, ExpectedStatus: 401},
 		{Name: "wrong issuer", Method: "GET", URL: "/api/v1/tenants", Token: wrongIss, ExpectedStatus: 401},
 		{Name: "no role", Method: "GET", URL: "/api/v1/tenants", Token: noRole, ExpectedStatus: 401},
@@ -88,6 +90,9 @@ func TestAdminAPIScenarios(t *testing.T) {
 		{Name: "create: empty body", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: ``, Headers: []string{"Content-Type", "application/json"}, ExpectedStatus: 400, ExpectedContent: []string{"empty"}},
 		{Name: "create: missing name", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `{}`, ExpectedStatus: 400, ExpectedContent: []string{"name: is required"}},
 		{Name: "create: empty name", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `{"name": "  "}`, ExpectedStatus: 400, ExpectedContent: []string{"name: must not be empty"}},
+		{Name: "create: bidi override in name", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `{"name": "Acme\u202egnp.exe"}`, ExpectedStatus: 400, ExpectedContent: []string{"name: must not contain invisible"}},
+		{Name: "create: zero-width in name", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `{"name": "Ac\u200bme"}`, ExpectedStatus: 400, ExpectedContent: []string{"name: must not contain invisible"}},
+		{Name: "token: ttl too short", Method: "POST", URL: tA + "/tokens", Token: op, Body: `{"ttl": "1ns"}`, ExpectedStatus: 400, ExpectedContent: []string{"ttl: must be from 1m0s"}},
 		{Name: "create: name not a string", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `{"name": 42}`, ExpectedStatus: 400, ExpectedContent: []string{"name: must be a string"}},
 		{Name: "create: unknown field", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `{"name": "x", "nmae": "y"}`, ExpectedStatus: 400, ExpectedContent: []string{"nmae: unknown field"}},
 		{Name: "create: array body", Method: "POST", URL: "/api/v1/tenants", Token: op, Body: `[1,2]`, ExpectedStatus: 400, ExpectedContent: []string{"JSON object"}},
