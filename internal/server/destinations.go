@@ -110,6 +110,7 @@ func (h *destHandlers) hook(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	logTenant(c, d.tenantID)
 	key, err := bearerKey(c.GetHeader("Authorization"))
 	if err != nil {
 		h.fail(c, err)

@@ -29,6 +29,7 @@ func (s *Server) sparkpostHook(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	logTenant(c, src.TenantID)
 	if err := s.authenticateSource(c.Request, src); err != nil {
 		c.Header("WWW-Authenticate", `Basic realm="switchboard"`)
 		s.fail(c, err)

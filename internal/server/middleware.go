@@ -23,7 +23,15 @@ import (
 const (
 	ctxClaims = "sb.claims"
 	ctxTenant = "sb.tenant"
+	// ctxLogTenant is the tenant id a hook found through its source or destination (hooks have
+	// no :tid and no tenantScope); only the request log line reads it.
+	ctxLogTenant = "sb.log_tenant"
 )
+
+// logTenant hands the tenant a hook resolved to the request's log line. Call it once the
+// source or destination is looked up, before authenticating the caller, so that a rejected
+// call is logged with the tenant it was aimed at.
+func logTenant(c *gin.Context, tenantID string) { c.Set(ctxLogTenant, tenantID) }
 
 // fail writes err and stops the chain. A database that is closing is 503, so that a sender
 // retries instead of counting a shutdown as its own fault.
@@ -85,7 +93,10 @@ func route(c *gin.Context) string {
 }
 
 // logRequests writes one JSON line per request. It logs the route pattern rather than the URL,
-// and never headers or bodies, so no credential can reach the log.
+// and never headers or bodies, so no credential can reach the log. It adds tenant_id when the
+// route resolved one (tenantScope on admin routes, logTenant on hooks) and source_id or
+// destination_id when the route names one; a path segment that is no well-formed id is left out,
+// so that a probe cannot write what it likes into the log.
 func (s *Server) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -99,6 +110,14 @@ func (s *Server) logRequests(c *gin.Context) {
 	}
 	if t, ok := c.Get(ctxTenant); ok {
 		attrs = append(attrs, "tenant_id", t.(*store.Tenant).ID)
+	} else if id := c.GetString(ctxLogTenant); id != "" {
+		attrs = append(attrs, "tenant_id", id)
+	}
+	if id := c.Param("sid"); domain.ValidID("src_", id) {
+		attrs = append(attrs, "source_id", id)
+	}
+	if id := c.Param("did"); domain.ValidID(destinationPrefix, id) {
+		attrs = append(attrs, "destination_id", id)
 	}
 	s.Log.Info("request", attrs...)
 }

@@ -267,6 +267,23 @@ func (s *Server) rotateSource(c *gin.Context) {
 		"previous_credentials_expire_at": s.DB.Now().Add(credentialOverlap).UTC().Truncate(time.Second)})
 }
 
+// receiptOut is a batch receipt as the API shows it: events = duplicates + stored, and stored =
+// not_sent + sent + pending + paused + dead. processed_at is absent until the batch is processed.
+type receiptOut struct {
+	BatchID     string     `json:"batch_id"`
+	ReceivedAt  time.Time  `json:"received_at"`
+	ProcessedAt *time.Time `json:"processed_at,omitempty"`
+	Events      int        `json:"events"`
+	Duplicates  int        `json:"duplicates"`
+	Stored      int        `json:"stored"`
+	NotSent     int        `json:"not_sent"`
+	Sent        int        `json:"sent"`
+	Pending     int        `json:"pending"`
+	Paused      int        `json:"paused"`
+	Dead        int        `json:"dead"`
+	Error       string     `json:"error,omitempty"`
+}
+
 func (s *Server) getBatchReceipt(c *gin.Context) {
 	src, ok := s.source(c)
 	if !ok {
@@ -277,5 +294,12 @@ func (s *Server) getBatchReceipt(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.PureJSON(http.StatusOK, r)
+	out := receiptOut{
+		BatchID: r.BatchID, ReceivedAt: r.ReceivedAt, Events: r.Events, Duplicates: r.Duplicates, Stored: r.Stored,
+		NotSent: r.NotSent, Sent: r.Sent, Pending: r.Pending, Paused: r.Paused, Dead: r.Dead, Error: r.Error,
+	}
+	if !r.ProcessedAt.IsZero() {
+		out.ProcessedAt = &r.ProcessedAt
+	}
+	c.PureJSON(http.StatusOK, out)
 }

@@ -149,6 +149,7 @@ func (p *Processor) ProcessOnce(ctx context.Context) (int, error) {
 }
 
 func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
+	start := time.Now()
 	src, err := p.db.Source(ctx, b.TenantID, b.SourceID)
 	if err != nil {
 		return err
@@ -173,6 +174,12 @@ func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
 	if err := p.db.CommitProcessed(ctx, pb); err != nil {
 		return err
 	}
+	// One line per batch, so that "SparkPost says it sent 19 events" can be checked against what
+	// became of them; the ids and counts only, never a body (it holds the recipients' data).
+	p.log.Info("sparkpost batch processed",
+		"tenant_id", b.TenantID, "source_id", b.SourceID, "batch_id", b.BatchID, "inbox_id", b.ID,
+		"events", len(elems), "new", pb.Inserted, "duplicates", pb.Duplicates, "queued", pb.Queued,
+		"ms", float64(time.Since(start).Microseconds())/1000)
 	if p.Observe != nil {
 		p.Observe(b.TenantID, len(elems), pb.Inserted, pb.Queued)
 	}

@@ -110,6 +110,9 @@ type ProcessedBatch struct {
 	MaxAge   time.Duration
 	Inserted int // set by CommitProcessed: events new to the store
 	Queued   int // set by CommitProcessed: deliveries created
+	// Duplicates is set by CommitProcessed: events whose event_id was already stored, by an
+	// earlier batch or earlier in this one, and so were not stored again.
+	Duplicates int
 }
 
 // CommitProcessed stores a batch's events (each once per tenant by event_id), creates one
@@ -118,7 +121,7 @@ type ProcessedBatch struct {
 func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
 	return db.WriteBulk(ctx, func(tx *sql.Tx) error {
 		now := db.Now()
-		p.Inserted, p.Queued = 0, 0
+		p.Inserted, p.Queued, p.Duplicates = 0, 0, 0
 		ins, err := tx.Prepare(`INSERT INTO email_events (tenant_id, source_id, inbox_id, event_id, type, wrapper, ts, recipient, message_id,
 			campaign_id, template_id, transmission_id, subaccount_id, bounce_class, body, status, reason, segment_message_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))
@@ -162,33 +165,45 @@ func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
 			}
 			p.Queued++
 		}
-		_, err = tx.Exec(`UPDATE inbox SET processed_at = ?, events = ?, error = NULLIF(?, '') WHERE id = ?`,
-			toMillis(now), len(p.Events), p.Error, b.ID)
+		// Duplicates are the events that have no row of this batch: counted from the rows rather
+		// than from this run's conflicts, so that a batch processed a second time (its first
+		// commit's rows conflict with themselves) still counts only true duplicates.
+		err = tx.QueryRow(`UPDATE inbox SET processed_at = ?, events = ?, error = NULLIF(?, ''),
+			duplicates = MAX(0, ? - (SELECT COUNT(*) FROM email_events WHERE inbox_id = ?)) WHERE id = ? RETURNING duplicates`,
+			toMillis(now), len(p.Events), p.Error, len(p.Events), b.ID, b.ID).Scan(&p.Duplicates)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Events stored without an inbox row (tests, tools): this run's conflicts are all there is.
+			p.Duplicates, err = len(p.Events)-p.Inserted, nil
+		}
 		return err
 	})
 }
 
-// BatchReceipt says what became of one batch.
+// BatchReceipt says what became of one batch. Every event of a processed batch is counted once
+// in Duplicates or Stored, and every stored event once in NotSent, Sent, Pending, Paused or Dead.
 type BatchReceipt struct {
-	BatchID     string    `json:"batch_id"`
-	ReceivedAt  time.Time `json:"received_at"`
-	ProcessedAt time.Time `json:"processed_at"`
-	Events      int       `json:"events"`
-	Stored      int       `json:"stored"`
-	NotSent     int       `json:"not_sent"`
-	Sent        int       `json:"sent"`
-	Pending     int       `json:"pending"`
-	Dead        int       `json:"dead"`
-	Error       string    `json:"error,omitempty"`
+	BatchID     string
+	ReceivedAt  time.Time
+	ProcessedAt time.Time // zero until the batch is processed
+	Events      int       // events the batch held
+	Duplicates  int       // events whose event_id was already stored (earlier batch or earlier in this one)
+	Stored      int       // events new to the store
+	NotSent     int       // stored, not for Segment: type not mapped, skipped, invalid
+	Sent        int       // delivered to Segment
+	Pending     int       // waiting to be sent or being sent
+	Paused      int       // waiting for their source to be unpaused
+	Dead        int       // retried until they expired
+	Error       string    // why the batch as a whole could not be split
 }
 
 // Receipt returns the receipt of a source's batch by its X-MessageSystems-Batch-ID. Errors: ENOTFOUND.
 func (db *DB) Receipt(ctx context.Context, tenantID, sourceID, batchID string) (*BatchReceipt, error) {
 	r := BatchReceipt{BatchID: batchID}
 	var id, received, processed int64
-	err := db.reader.QueryRowContext(ctx, `SELECT id, received_at, COALESCE(processed_at, 0), COALESCE(events, 0), COALESCE(error, '')
+	err := db.reader.QueryRowContext(ctx, `SELECT id, received_at, COALESCE(processed_at, 0), COALESCE(events, 0),
+			COALESCE(duplicates, 0), COALESCE(error, '')
 		FROM inbox WHERE tenant_id = ? AND source_id = ? AND batch_id = ?`, tenantID, sourceID, batchID).
-		Scan(&id, &received, &processed, &r.Events, &r.Error)
+		Scan(&id, &received, &processed, &r.Events, &r.Duplicates, &r.Error)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domain.Errorf(domain.ENOTFOUND, "batch not found")
 	} else if err != nil {
@@ -198,9 +213,10 @@ func (db *DB) Receipt(ctx context.Context, tenantID, sourceID, batchID string) (
 	err = db.reader.QueryRowContext(ctx, `SELECT COUNT(*),
 			COUNT(*) FILTER (WHERE e.status IN ('not_sent', 'skipped', 'invalid')),
 			COUNT(*) FILTER (WHERE d.status = 'delivered'),
-			COUNT(*) FILTER (WHERE d.status IN ('pending', 'sending', 'paused')),
+			COUNT(*) FILTER (WHERE d.status IN ('pending', 'sending')),
+			COUNT(*) FILTER (WHERE d.status = 'paused'),
 			COUNT(*) FILTER (WHERE d.status = 'dead')
 		FROM email_events e LEFT JOIN deliveries d ON d.ref_id = e.id AND d.target = 'segment'
-		WHERE e.inbox_id = ?`, id).Scan(&r.Stored, &r.NotSent, &r.Sent, &r.Pending, &r.Dead)
+		WHERE e.inbox_id = ?`, id).Scan(&r.Stored, &r.NotSent, &r.Sent, &r.Pending, &r.Paused, &r.Dead)
 	return &r, err
 }
