@@ -6,8 +6,19 @@ LDFLAGS  := -X main.version=$(VERSION)
 
 .PHONY: run build test test-crash vet fmt-check fuzz bench clean
 
-run:
-	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/switchboard serve
+# Ctrl-C makes the terminal send SIGINT to its whole foreground process group. `go run` exits 1
+# when interrupted, whatever its program did, and make, in that group too, dies of the signal
+# however cleanly serve stops ("make: *** … Error 1" or "Interrupt", exit status 130). So run
+# builds the binary and, in a terminal, starts it as a job of its own (set -m): only serve gets
+# the SIGINT, stops and exits 0, and make exits with it. Ctrl-Z is ignored there: a job stopped
+# under this shell would be left behind when it exits. Without a terminal, or with make in the
+# background, serve replaces the shell (exec), so a SIGTERM to make reaches serve.
+run: build
+	@if [ -t 0 ] && [ -t 2 ] && ps -o pgid= -o tpgid= -p $$$$ 2>/dev/null | awk '$$1 == $$2 { fg = 1 } END { exit !fg }'; then \
+	  set -m; trap '' TSTP; bin/switchboard serve; exit $$?; \
+	else \
+	  exec bin/switchboard serve; \
+	fi
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/switchboard ./cmd/switchboard

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -40,16 +41,17 @@ var options = []option{
 	{"SWITCHBOARD_SEGMENT_ENDPOINT", "segment-endpoint", "https://api.segment.io", "default Segment API base URL for write keys registered without one", false, func(c *Config) *string { return &c.SegmentEndpoint }},
 }
 
-// bindConfig fills c from the environment and registers a flag for each option that has one, so
-// that fs.Parse lets a flag override its variable. Secrets have no flag: flags show up in `ps`.
-func bindConfig(fs *flag.FlagSet, c *Config) {
+// bindConfig fills c from the environment and registers a flag for each option that has one and
+// is named in flags (nil: every option), so that fs.Parse lets a flag override its variable.
+// Secrets have no flag: flags show up in `ps`.
+func bindConfig(fs *flag.FlagSet, c *Config, flags []string) {
 	for _, o := range options {
 		v := o.def
 		if e, ok := os.LookupEnv(o.env); ok && e != "" {
 			v = e
 		}
 		*o.dst(c) = v
-		if o.flag != "" {
+		if o.flag != "" && (flags == nil || slices.Contains(flags, o.flag)) {
 			fs.StringVar(o.dst(c), o.flag, v, o.help+" ($"+o.env+")")
 		}
 	}

@@ -214,3 +214,29 @@ func TestExportProgress(t *testing.T) {
 		t.Fatalf("records %d; want 3 (quoted line breaks are not records)", rc.records())
 	}
 }
+
+// TestExportHelpListsItsOwnFlags: `export -h` shows the export's flags and where it reads from,
+// not the server's.
+func TestExportHelpListsItsOwnFlags(t *testing.T) {
+	code, out, errs := runMain(t, "export", "-h")
+	if code != 0 || out != "" {
+		t.Fatalf("export -h: exit %d, stdout %q", code, out)
+	}
+	for _, want := range []string{"Usage: switchboard export --tenant ID", "-tenant", "-o ", "-url", "-from", "-event-ids", "-fields", "-data-dir", "-database-url"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("export -h lacks %q:\n%s", want, errs)
+		}
+	}
+	for _, serverOnly := range []string{"-addr", "-public-url", "-segment-endpoint", "-log-level", "SWITCHBOARD_ADDR"} {
+		if strings.Contains(errs, serverOnly) {
+			t.Errorf("export -h lists the server's %q:\n%s", serverOnly, errs)
+		}
+	}
+	// The server's flags are still serve's, and export refuses them.
+	if code, _, errs := runMain(t, "serve", "-h"); code != 0 || !strings.Contains(errs, "-addr") || !strings.Contains(errs, "-segment-endpoint") {
+		t.Fatalf("serve -h: exit %d:\n%s", code, errs)
+	}
+	if code, _, errs := runMain(t, "export", "--data-dir", t.TempDir(), "--addr", ":9090", "--tenant", "ten_aaaaaaaaaaaaaaaa"); code != 1 || !strings.Contains(errs, "not defined: -addr") {
+		t.Fatalf("export --addr: exit %d:\n%s", code, errs)
+	}
+}

@@ -86,11 +86,28 @@ func Main(ctx context.Context, args []string, stdout io.Writer, stderr *os.File)
 	return 0
 }
 
+// verbs holds, for each verb that takes flags, its synopsis for -h and the configuration flags it
+// takes: the server's flags are serve's; the offline verbs only need to find the data directory.
+var verbs = map[string]struct {
+	synopsis string
+	config   []string // nil: every configuration flag
+}{
+	"serve":   {"switchboard serve [flags]", nil},
+	"token":   {"switchboard token --operator | --tenant ID [--ttl 24h] [flags]", []string{"data-dir", "database-url"}},
+	"migrate": {"switchboard migrate [flags]", []string{"data-dir", "database-url"}},
+	"export":  {"switchboard export --tenant ID [-o FILE.csv] [--url URL] [filters]", []string{"data-dir", "database-url"}},
+}
+
 func parseFlags(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, error) {
 	fs := flag.NewFlagSet("switchboard "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	verb := verbs[name]
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFlags:\n", verb.synopsis)
+		fs.PrintDefaults()
+	}
 	cfg := &Config{}
-	bindConfig(fs, cfg)
+	bindConfig(fs, cfg, verb.config)
 	if extra != nil {
 		extra(fs)
 	}

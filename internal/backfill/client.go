@@ -65,7 +65,9 @@ type client struct {
 	key         string
 	maxAttempts int
 	backoff     func(attempt int, retryAfter time.Duration) time.Duration
-	retried     func() // told about each retry, for the job's progress
+	// failed is told about each failed attempt at a page, before the wait when another attempt
+	// follows (retrying), for the job's progress; its error ends the job.
+	failed func(err error, retrying bool) error
 }
 
 // firstPage is the search URL of the window [from, to): SparkPost takes minutes
@@ -118,22 +120,26 @@ func (e *errStatus) Error() string {
 // get fetches one page, retrying 429, 5xx and transport errors with backoff (Retry-After when
 // SparkPost sends one) up to maxAttempts in a row.
 func (c *client) get(ctx context.Context, u *url.URL) (*page, error) {
-	var last string
 	for attempt := 1; ; attempt++ {
 		p, retryAfter, err := c.once(ctx, u)
 		if err == nil {
 			return p, nil
 		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		var final *errStatus
-		if errors.As(err, &final) || ctx.Err() != nil {
+		retrying := !errors.As(err, &final) && attempt < c.maxAttempts
+		if c.failed != nil {
+			if ferr := c.failed(err, retrying); ferr != nil {
+				return nil, ferr
+			}
+		}
+		if final != nil {
 			return nil, err
 		}
-		last = err.Error()
-		if attempt >= c.maxAttempts {
-			return nil, fmt.Errorf("gave up after %d attempts: %s", attempt, last)
-		}
-		if c.retried != nil {
-			c.retried()
+		if !retrying {
+			return nil, fmt.Errorf("gave up after %d attempts: %s", attempt, err.Error())
 		}
 		t := time.NewTimer(c.backoff(attempt, retryAfter))
 		select {

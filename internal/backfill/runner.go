@@ -202,7 +202,17 @@ func (r *Runner) Submit(ctx context.Context, req Request) (*store.BackfillJob, e
 func (r *Runner) run(ctx context.Context, j *store.BackfillJob, c *client) {
 	log := r.log.With("job_id", j.ID, "tenant_id", j.TenantID, "source_id", j.SourceID)
 	log.Info("back-fill started", "from", j.From, "to", j.To, "forward", j.Forward, "base_url", j.BaseURL)
-	c.retried = func() { j.Retries++ } // called from pull, on this goroutine
+	// Called from pull, on this goroutine. A retry is recorded at once: the wait before it can be
+	// minutes, and the job must not look stuck meanwhile.
+	c.failed = func(err error, retrying bool) error {
+		j.LastError, j.LastErrorAt = err.Error(), r.db.Now()
+		if !retrying {
+			return nil // recorded as the job ends
+		}
+		j.Retries++
+		log.Warn("back-fill: retrying a page", "retries", j.Retries, "error", j.LastError)
+		return r.db.UpdateBackfillJob(ctx, j)
+	}
 	err := r.pull(ctx, j, c)
 	// The job's record is written even when ctx was cancelled by Close.
 	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -39,6 +39,8 @@ type backfillOut struct {
 	Unprocessed int        `json:"unprocessed_batches"`
 	Retries     int        `json:"retries"`
 	Error       string     `json:"error,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
 	FinishedAt  *time.Time `json:"finished_at"`
@@ -52,6 +54,9 @@ func backfillBody(j *store.BackfillJob) backfillOut {
 	}
 	if !j.FinishedAt.IsZero() {
 		out.FinishedAt = &j.FinishedAt
+	}
+	if j.LastError != "" {
+		out.LastError, out.LastErrorAt = j.LastError, &j.LastErrorAt
 	}
 	// A forwarding job whose pages are all stored is done once the processor has mapped them;
 	// after a restart nothing else records that.
@@ -119,4 +124,28 @@ func (s *Server) getBackfill(c *gin.Context) {
 		return
 	}
 	c.PureJSON(http.StatusOK, backfillBody(j))
+}
+
+// listBackfills answers GET …/backfills: the tenant's jobs, newest first, each as GET
+// …/backfill/{job_id} shows it; ?source_id= keeps one source's.
+func (s *Server) listBackfills(c *gin.Context) {
+	p, err := pageOf(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	jobs, total, err := s.DB.BackfillJobs(c.Request.Context(), tenantOf(c).ID, c.Query("source_id"), p)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]backfillOut, len(jobs))
+	for i, j := range jobs {
+		out[i] = backfillBody(j)
+	}
+	body := ListBody{Results: out, TotalCount: total}
+	if n := len(jobs); n > 0 {
+		body.Links.Next = nextLink(c, p, n, jobs[n-1].CreatedAt, jobs[n-1].ID)
+	}
+	c.PureJSON(http.StatusOK, body)
 }

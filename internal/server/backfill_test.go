@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,19 +28,21 @@ import (
 type fakeSparkPost struct {
 	*httptest.Server
 	key   string
-	pages map[string][]string // cursor ("" for the first page) → results
-	next  map[string]string   // cursor → the next page's cursor
-	fail  map[string][]int    // cursor → statuses to answer before the page
+	pages map[string][]string      // cursor ("" for the first page) → results
+	next  map[string]string        // cursor → the next page's cursor
+	fail  map[string][]int         // cursor → statuses to answer before the page
+	gate  map[string]chan struct{} // cursor → the page waits for this to close (a slow SparkPost)
 
 	mu       sync.Mutex
 	requests []string // cursors asked for, failures included
 	queries  []string
 	badAuth  int
-	hold     chan struct{} // when set, every request waits for it to close
+	hold     chan struct{} // when set, every request waits for it to close (or for the caller to give up)
 }
 
 func newFakeSparkPost(t *testing.T, key string) *fakeSparkPost {
-	f := &fakeSparkPost{key: key, pages: map[string][]string{}, next: map[string]string{}, fail: map[string][]int{}}
+	f := &fakeSparkPost{key: key, pages: map[string][]string{}, next: map[string]string{}, fail: map[string][]int{},
+		gate: map[string]chan struct{}{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.handle))
 	t.Cleanup(f.Close)
 	return f
@@ -49,7 +53,11 @@ func (f *fakeSparkPost) handle(w http.ResponseWriter, r *http.Request) {
 	hold := f.hold
 	f.mu.Unlock()
 	if hold != nil {
-		<-hold
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+			return
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -73,6 +81,14 @@ func (f *fakeSparkPost) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(statuses[0])
 		return
+	}
+	if gate := f.gate[cur]; gate != nil {
+		f.mu.Unlock()
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+		}
+		f.mu.Lock()
 	}
 	results, ok := f.pages[cur]
 	if !ok {
@@ -107,6 +123,9 @@ type backfillRig struct {
 	runner   *backfill.Runner
 	proc     *source.Processor
 	writeKey string
+	// slowFrom, when set, makes the retry attempts from this one on wait an hour (as a job waits
+	// out SparkPost's Retry-After): a job then sits between two attempts until it is stopped.
+	slowFrom atomic.Int32
 }
 
 func newBackfillRig(t *testing.T) *backfillRig {
@@ -123,7 +142,12 @@ func newBackfillRig(t *testing.T) *backfillRig {
 	rig.runner = backfill.NewRunner(app.DB, log)
 	rig.runner.Wake = rig.proc.Wake
 	rig.runner.Poll = 20 * time.Millisecond
-	rig.runner.Backoff = func(int, time.Duration) time.Duration { return 5 * time.Millisecond }
+	rig.runner.Backoff = func(attempt int, _ time.Duration) time.Duration {
+		if n := rig.slowFrom.Load(); n > 0 && attempt >= int(n) {
+			return time.Hour
+		}
+		return 5 * time.Millisecond
+	}
 	app.Server.Sources.Backfill = rig.runner
 	ctx := t.Context()
 	for _, start := range []func() error{func() error { return engine.Start(ctx) }, func() error { return rig.proc.Start(ctx) },
@@ -155,6 +179,7 @@ func (r *backfillRig) tenant(name string) (tid, token string, src createdSource)
 
 type jobOut struct {
 	ID          string
+	SourceID    string `json:"source_id"`
 	Status      string
 	Pages       int
 	Fetched     int
@@ -166,23 +191,32 @@ type jobOut struct {
 	Unprocessed int `json:"unprocessed_batches"`
 	Retries     int
 	Error       string
+	LastError   string     `json:"last_error"`
+	LastErrorAt *time.Time `json:"last_error_at"`
+	CreatedAt   time.Time  `json:"created_at"`
 }
 
 // await polls the job until it is no longer running or processing.
 func (r *backfillRig) await(token, location string) jobOut {
 	r.app.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return r.waitFor(token, location, "the job to end", func(j jobOut) bool { return j.Status != "running" && j.Status != "processing" })
+}
+
+// waitFor polls the job until ok holds, for at most a minute.
+func (r *backfillRig) waitFor(token, location, what string, ok func(jobOut) bool) jobOut {
+	r.app.t.Helper()
+	deadline := time.Now().Add(time.Minute)
 	for {
 		status, body, _ := r.app.Do("GET", location, token, nil)
 		var j jobOut
 		if status != 200 || json.Unmarshal(body, &j) != nil {
 			r.app.t.Fatalf("job: %d %s", status, body)
 		}
-		if j.Status != "running" && j.Status != "processing" {
+		if ok(j) {
 			return j
 		}
 		if time.Now().After(deadline) {
-			r.app.t.Fatalf("job still %s: %s", j.Status, body)
+			r.app.t.Fatalf("waited a minute for %s; the job shows %s", what, body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -229,6 +263,10 @@ func TestBackfillStoresOnceAndForwardsOnce(t *testing.T) {
 	if j.Status != "done" || j.Pages != 3 || j.Fetched != 8 || j.TotalCount != 8 || j.Stored != 6 || j.Duplicates == nil ||
 		*j.Duplicates != 2 || j.Forwarded != 4 || j.Retries != 3 || j.Unprocessed != 0 || j.Error != "" {
 		t.Fatalf("job: %+v (duplicates %v)", j, j.Duplicates)
+	}
+	// The last of the retried failures stays visible, with its time, after the job recovered.
+	if j.LastError != "SparkPost answered 502" || j.LastErrorAt == nil || j.LastErrorAt.After(time.Now()) {
+		t.Fatalf("last error of a job that recovered: %q at %v", j.LastError, j.LastErrorAt)
 	}
 	if !rig.segment.WaitUnique(rig.writeKey, 5, 10*time.Second) {
 		t.Fatalf("Segment got %d distinct messages; want 5", len(rig.segment.Unique(rig.writeKey)))
@@ -373,23 +411,19 @@ func TestBackfillRequests(t *testing.T) {
 	sp.fail[""] = []int{503, 503, 503, 503, 503, 503, 503, 503, 503, 503, 503}
 	sp.mu.Unlock()
 	_, _, location = rig.start(token, tid, src.ID, map[string]any{"from": recent, "api_key": key, "base_url": sp.URL})
-	if j := rig.await(token, location); j.Status != "failed" || !strings.Contains(j.Error, "503") || j.Retries != 9 {
+	if j := rig.await(token, location); j.Status != "failed" || !strings.Contains(j.Error, "gave up after 10 attempts") ||
+		j.LastError != "SparkPost answered 503" || j.Retries != 9 {
 		t.Fatalf("SparkPost down: %+v", j)
 	}
 
-	// Stopping the runner interrupts a running job.
+	// Stopping the runner interrupts a running job: SparkPost holds the page until the job gives up.
+	hold := make(chan struct{})
+	defer close(hold)
 	sp.mu.Lock()
-	sp.hold = make(chan struct{})
+	sp.hold = hold
 	sp.mu.Unlock()
 	_, _, location = rig.start(token, tid, src.ID, map[string]any{"from": recent, "api_key": key, "base_url": sp.URL})
-	done := make(chan error, 1)
-	go func() { done <- rig.runner.Close(t.Context()) }()
-	time.Sleep(50 * time.Millisecond)
-	sp.mu.Lock()
-	close(sp.hold)
-	sp.hold = nil
-	sp.mu.Unlock()
-	if err := <-done; err != nil {
+	if err := rig.runner.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if j := rig.await(token, location); j.Status != "interrupted" {
@@ -397,5 +431,202 @@ func TestBackfillRequests(t *testing.T) {
 	}
 	if status, body, _ := rig.start(token, tid, src.ID, map[string]any{"from": recent, "api_key": key, "base_url": sp.URL}); status != 503 {
 		t.Fatalf("with no runner: %d %s", status, body)
+	}
+}
+
+// A running job shows its progress as it goes: each page as it is stored while SparkPost is slow
+// with the next, and each retry with its error while it waits to try a page again.
+func TestBackfillProgressWhileRunning(t *testing.T) {
+	rig := newBackfillRig(t)
+	tid, token, src := rig.tenant("A")
+	key := rig.app.Secret("sp-api-key-progress")
+	at := time.Now().Add(-time.Hour)
+	sp := newFakeSparkPost(t, key)
+	sp.pages[""] = []string{flat("p1", "delivery", at, "a@example.com"), flat("p2", "open", at, "a@example.com")}
+	sp.pages["c2"] = []string{flat("p3", "click", at, "a@example.com")}
+	sp.pages["c3"] = []string{flat("p4", "bounce", at, "b@example.com")}
+	sp.next[""], sp.next["c2"] = "c2", "c3"
+	slow := make(chan struct{})
+	sp.gate["c2"] = slow
+	sp.fail["c3"] = []int{503, 429, 503, 503, 503, 503, 503, 503, 503, 503}
+	var released bool
+	defer func() {
+		if !released {
+			close(slow)
+		}
+	}()
+	// From the third retry on, the job waits an hour before trying again.
+	rig.slowFrom.Store(3)
+
+	status, body, location := rig.start(token, tid, src.ID, map[string]any{"from": at.Add(-time.Minute).Format(time.RFC3339), "api_key": key, "base_url": sp.URL})
+	if status != 202 {
+		t.Fatalf("start: %d %s", status, body)
+	}
+	list := "/api/v1/tenants/" + tid + "/backfills"
+
+	// The first page is stored; SparkPost is slow with the second.
+	j := rig.waitFor(token, location, "the first page", func(j jobOut) bool { return j.Pages >= 1 })
+	if j.Status != "running" || j.Pages != 1 || j.Fetched != 2 || j.TotalCount != 4 || j.Retries != 0 || j.LastError != "" || j.LastErrorAt != nil {
+		t.Fatalf("while the second page is slow: %+v", j)
+	}
+	if got := listJobs(t, rig.app, token, list); len(got) != 1 || got[0].ID != j.ID || got[0].Pages != 1 || got[0].Fetched != 2 || got[0].Status != "running" {
+		t.Fatalf("list while the second page is slow: %+v", got)
+	}
+
+	// The second page comes; the third fails three times, and the job waits to try it again.
+	close(slow)
+	released = true
+	j = rig.waitFor(token, location, "three retries", func(j jobOut) bool { return j.Retries >= 3 })
+	if j.Status != "running" || j.Pages != 2 || j.Fetched != 3 || j.Retries != 3 || j.LastError != "SparkPost answered 503" ||
+		j.LastErrorAt == nil || j.Error != "" || j.Duplicates != nil {
+		t.Fatalf("while retrying the third page: %+v", j)
+	}
+	if got := listJobs(t, rig.app, token, list); len(got) != 1 || got[0].Retries != 3 || got[0].LastError != "SparkPost answered 503" {
+		t.Fatalf("list while retrying: %+v", got)
+	}
+	sp.mu.Lock()
+	if got := strings.Join(sp.requests, ","); got != ",c2,c3,c3,c3" {
+		t.Errorf("requests by cursor: %q", got)
+	}
+	sp.mu.Unlock()
+
+	// Stopped while it waits: the progress it made stays on the record.
+	if err := rig.runner.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	j = rig.await(token, location)
+	if j.Status != "interrupted" || j.Pages != 2 || j.Fetched != 3 || j.Retries != 3 || j.LastError != "SparkPost answered 503" ||
+		!strings.Contains(j.Error, "stopped") {
+		t.Fatalf("after Close: %+v", j)
+	}
+}
+
+// listJobs reads one page of a tenant's back-fill jobs.
+func listJobs(t *testing.T, app *TestApp, token, path string) []jobOut {
+	t.Helper()
+	status, body, _ := app.Do("GET", path, token, nil)
+	var page struct{ Results []jobOut }
+	if status != 200 || json.Unmarshal(body, &page) != nil {
+		t.Fatalf("GET %s: %d %s", path, status, body)
+	}
+	return page.Results
+}
+
+func TestBackfillList(t *testing.T) {
+	rig := newBackfillRig(t)
+	app := rig.app
+	tid, token, srcA := rig.tenant("A")
+	srcB := app.createSource(token, tid, `{"name": "second"}`)
+	otherTID, otherToken, otherSrc := rig.tenant("B")
+	key := app.Secret("sp-api-key-list")
+	sp := newFakeSparkPost(t, key)
+	sp.pages[""] = []string{}
+	recent := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
+
+	// Five jobs, one after the other (a tenant runs one at a time): the fourth of source B.
+	var jobs []jobOut
+	for i := range 5 {
+		sid := srcA.ID
+		if i == 3 {
+			sid = srcB.ID
+		}
+		status, body, location := rig.start(token, tid, sid, map[string]any{"from": recent, "api_key": key, "base_url": sp.URL})
+		if status != 202 {
+			t.Fatalf("start %d: %d %s", i, status, body)
+		}
+		j := rig.await(token, location)
+		if j.Status != "done" {
+			t.Fatalf("job %d: %+v", i, j)
+		}
+		jobs = append(jobs, j)
+	}
+	if _, _, location := rig.start(otherToken, otherTID, otherSrc.ID, map[string]any{"from": recent, "api_key": key, "base_url": sp.URL}); rig.await(otherToken, location).Status != "done" {
+		t.Fatal("other tenant's job did not finish")
+	}
+	// Newest first; jobs started in the same millisecond by id, descending.
+	want := slices.Clone(jobs)
+	slices.SortFunc(want, func(a, b jobOut) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+
+	type listPage struct {
+		Results    []jobOut
+		TotalCount int `json:"total_count"`
+		Links      struct{ Next string }
+	}
+	walk := func(path string) (got []jobOut, pages int) {
+		for path != "" {
+			status, body, _ := app.Do("GET", path, token, nil)
+			var p listPage
+			if status != 200 || json.Unmarshal(body, &p) != nil || p.Results == nil {
+				t.Fatalf("GET %s: %d %s", path, status, body)
+			}
+			if strings.Contains(string(body), key) || strings.Contains(string(body), "api_key") {
+				t.Fatalf("the list shows the API key: %s", body)
+			}
+			if p.TotalCount != len(jobs) && !strings.Contains(path, "source_id") {
+				t.Fatalf("total_count %d, want %d: %s", p.TotalCount, len(jobs), body)
+			}
+			got = append(got, p.Results...)
+			path, pages = p.Links.Next, pages+1
+			if pages > 10 {
+				t.Fatal("links.next never ends")
+			}
+		}
+		return got, pages
+	}
+	ids := func(js []jobOut) string {
+		var s []string
+		for _, j := range js {
+			s = append(s, j.ID)
+		}
+		return strings.Join(s, ",")
+	}
+
+	base := "/api/v1/tenants/" + tid + "/backfills"
+	got, pages := walk(base + "?limit=2")
+	if ids(got) != ids(want) || pages != 3 {
+		t.Fatalf("paged by 2: %d pages, %s; want 3 pages, %s", pages, ids(got), ids(want))
+	}
+	for _, j := range got {
+		if j.Status != "done" || j.Pages != 1 || j.SourceID == "" || j.Duplicates == nil {
+			t.Fatalf("listed job: %+v", j)
+		}
+	}
+	if got, pages := walk(base); ids(got) != ids(want) || pages != 1 {
+		t.Fatalf("default page: %d pages, %s", pages, ids(got))
+	}
+	// One source's jobs; the filter is kept across pages.
+	var wantA []jobOut
+	for _, j := range want {
+		if j.SourceID == srcA.ID {
+			wantA = append(wantA, j)
+		}
+	}
+	if got, pages := walk(base + "?limit=3&source_id=" + srcA.ID); ids(got) != ids(wantA) || pages != 2 {
+		t.Fatalf("source A by 3: %d pages, %s; want %s", pages, ids(got), ids(wantA))
+	}
+	if got := listJobs(t, app, token, base+"?source_id="+srcB.ID); len(got) != 1 || got[0].ID != jobs[3].ID {
+		t.Fatalf("source B: %+v", got)
+	}
+
+	for _, sc := range []Scenario{
+		{Name: "limit 0", Method: "GET", URL: base + "?limit=0", Token: token, ExpectedStatus: 400, ExpectedContent: []string{"limit:"}},
+		{Name: "limit over 1000", Method: "GET", URL: base + "?limit=1001", Token: token, ExpectedStatus: 400, ExpectedContent: []string{"limit:"}},
+		{Name: "limit not a number", Method: "GET", URL: base + "?limit=ten", Token: token, ExpectedStatus: 400, ExpectedContent: []string{"limit:"}},
+		{Name: "limit 1000", Method: "GET", URL: base + "?limit=1000", Token: token, ExpectedStatus: 200, ExpectedContent: []string{`"total_count":5`}},
+		{Name: "forged cursor", Method: "GET", URL: base + "?cursor=not-a-cursor", Token: token, ExpectedStatus: 400, ExpectedContent: []string{"cursor:"}},
+		{Name: "other tenant's path", Method: "GET", URL: base, Token: otherToken, ExpectedStatus: 404},
+		{Name: "no token", Method: "GET", URL: base, ExpectedStatus: 401},
+		{Name: "other tenant sees its own", Method: "GET", URL: "/api/v1/tenants/" + otherTID + "/backfills", Token: otherToken, ExpectedStatus: 200,
+			ExpectedContent: []string{`"total_count":1`}, NotExpected: []string{srcA.ID, jobs[0].ID}},
+		{Name: "unknown source", Method: "GET", URL: base + "?source_id=src_aaaaaaaaaaaaaaaa", Token: token, ExpectedStatus: 200,
+			ExpectedContent: []string{`"results":[]`, `"total_count":0`}},
+		{Name: "operator", Method: "GET", URL: base + "?limit=1", Token: app.OperatorToken(), ExpectedStatus: 200, ExpectedContent: []string{want[0].ID, `"next":`}},
+	} {
+		sc.Run(t, app)
 	}
 }

@@ -56,6 +56,7 @@ func (s *Server) sourceRoutes(r *gin.Engine, t *gin.RouterGroup) {
 	t.PUT("/retention", s.putRetention)
 	t.POST("/sources/:sid/backfill", s.startBackfill)
 	t.GET("/sources/:sid/backfill/:job_id", s.getBackfill)
+	t.GET("/backfills", s.listBackfills)
 	t.GET("/deliveries", s.listDeliveries)
 	t.POST("/deliveries/retry", s.retryDeliveries)
 }

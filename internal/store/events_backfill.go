@@ -21,22 +21,26 @@ const (
 // BackfillJob is one pull of SparkPost's Events API into a source. The API key is not part of
 // it: it lives only in the memory of the job's goroutine.
 type BackfillJob struct {
-	ID         string
-	TenantID   string
-	SourceID   string
-	From, To   time.Time
-	BaseURL    string
-	Forward    bool
-	Status     string
-	Pages      int
-	Fetched    int
-	Total      int // SparkPost's total_count for the window (0 until the first page)
-	Retries    int
-	Batches    int // inbox batches written
-	Error      string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	FinishedAt time.Time
+	ID       string
+	TenantID string
+	SourceID string
+	From, To time.Time
+	BaseURL  string
+	Forward  bool
+	Status   string
+	Pages    int
+	Fetched  int
+	Total    int // SparkPost's total_count for the window (0 until the first page)
+	Retries  int
+	Batches  int    // inbox batches written
+	Error    string // why the job failed or was interrupted
+	// LastError is the last failed attempt at a page (retried or final), at LastErrorAt: a job
+	// that retries shows why while it waits.
+	LastError   string
+	LastErrorAt time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	FinishedAt  time.Time
 
 	// Read from the store by BackfillJob: what became of the fetched events.
 	Stored      int // new to the store (the rest were there already, from webhooks or an earlier job)
@@ -82,8 +86,10 @@ func (db *DB) UpdateBackfillJob(ctx context.Context, j *BackfillJob) error {
 	}
 	return db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`UPDATE backfill_jobs SET status = ?, pages = ?, fetched = ?, total = ?, retries = ?, batches = ?,
-			error = NULLIF(?, ''), updated_at = ?, finished_at = ? WHERE id = ?`,
-			j.Status, j.Pages, j.Fetched, j.Total, j.Retries, j.Batches, j.Error, toMillis(now), finished, j.ID)
+			error = NULLIF(?, ''), last_error = NULLIF(?, ''), last_error_at = NULLIF(?, 0), updated_at = ?, finished_at = ?
+			WHERE id = ?`,
+			j.Status, j.Pages, j.Fetched, j.Total, j.Retries, j.Batches, j.Error, j.LastError, toMillis(j.LastErrorAt),
+			toMillis(now), finished, j.ID)
 		return err
 	})
 }
@@ -106,28 +112,80 @@ func (db *DB) InterruptBackfillJobs(ctx context.Context, reason string) (int64, 
 	return n, err
 }
 
+// backfillColumns are the columns scanBackfillJob reads.
+const backfillColumns = `id, tenant_id, source_id, from_ts, to_ts, base_url, forward, status, pages, fetched, COALESCE(total, 0),
+	retries, batches, COALESCE(error, ''), COALESCE(last_error, ''), COALESCE(last_error_at, 0), created_at, updated_at,
+	COALESCE(finished_at, 0)`
+
+func scanBackfillJob(row interface{ Scan(...any) error }) (*BackfillJob, error) {
+	var j BackfillJob
+	var from, to, lastErrorAt, created, updated, finished int64
+	var forward int
+	if err := row.Scan(&j.ID, &j.TenantID, &j.SourceID, &from, &to, &j.BaseURL, &forward, &j.Status, &j.Pages, &j.Fetched,
+		&j.Total, &j.Retries, &j.Batches, &j.Error, &j.LastError, &lastErrorAt, &created, &updated, &finished); err != nil {
+		return nil, err
+	}
+	j.From, j.To, j.LastErrorAt = fromMillis(from), fromMillis(to), fromMillis(lastErrorAt)
+	j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMillis(created), fromMillis(updated), fromMillis(finished)
+	j.Forward = forward != 0
+	return &j, nil
+}
+
 // BackfillJobByID returns a job of a tenant's source with what became of its events.
 // Errors: ENOTFOUND.
 func (db *DB) BackfillJobByID(ctx context.Context, tenantID, sourceID, id string) (*BackfillJob, error) {
-	var j BackfillJob
-	var from, to, created, updated, finished int64
-	var forward int
-	err := db.reader.QueryRowContext(ctx, `SELECT id, tenant_id, source_id, from_ts, to_ts, base_url, forward, status, pages, fetched,
-			COALESCE(total, 0), retries, batches, COALESCE(error, ''), created_at, updated_at, COALESCE(finished_at, 0)
-		FROM backfill_jobs WHERE id = ? AND tenant_id = ? AND source_id = ?`, id, tenantID, sourceID).
-		Scan(&j.ID, &j.TenantID, &j.SourceID, &from, &to, &j.BaseURL, &forward, &j.Status, &j.Pages, &j.Fetched,
-			&j.Total, &j.Retries, &j.Batches, &j.Error, &created, &updated, &finished)
+	j, err := scanBackfillJob(db.reader.QueryRowContext(ctx, `SELECT `+backfillColumns+`
+		FROM backfill_jobs WHERE id = ? AND tenant_id = ? AND source_id = ?`, id, tenantID, sourceID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domain.Errorf(domain.ENOTFOUND, "back-fill job not found")
 	} else if err != nil {
 		return nil, err
 	}
-	j.From, j.To, j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromMillis(from), fromMillis(to), fromMillis(created), fromMillis(updated), fromMillis(finished)
-	j.Forward = forward != 0
-	if err := db.backfillOutcome(ctx, &j); err != nil {
+	if err := db.backfillOutcome(ctx, j); err != nil {
 		return nil, err
 	}
-	return &j, nil
+	return j, nil
+}
+
+// BackfillJobs returns one page of a tenant's jobs (of one source when sourceID is not empty),
+// newest first, each with what became of its events, and how many jobs there are in all. The
+// page's After is the last job of the previous page.
+func (db *DB) BackfillJobs(ctx context.Context, tenantID, sourceID string, p Page) ([]*BackfillJob, int, error) {
+	where, args := `tenant_id = ?`, []any{tenantID}
+	if sourceID != "" {
+		where, args = where+` AND source_id = ?`, append(args, sourceID)
+	}
+	var total int
+	if err := db.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM backfill_jobs WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	if p.AfterID != "" {
+		where, args = where+` AND (created_at, id) < (?, ?)`, append(args, toMillis(p.AfterTime), p.AfterID)
+	}
+	rows, err := db.reader.QueryContext(ctx, `SELECT `+backfillColumns+` FROM backfill_jobs WHERE `+where+`
+		ORDER BY created_at DESC, id DESC LIMIT ?`, append(args, p.Limit)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := []*BackfillJob{}
+	for rows.Next() {
+		j, err := scanBackfillJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		out = append(out, j)
+	}
+	// The rows are closed before the outcome queries, so that a page holds one connection at a time.
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, 0, err
+	}
+	for _, j := range out {
+		if err := db.backfillOutcome(ctx, j); err != nil {
+			return nil, 0, err
+		}
+	}
+	return out, total, nil
 }
 
 // backfillOutcome counts the job's events through its inbox batches (batch ids with its prefix).
