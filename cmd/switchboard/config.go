@@ -20,6 +20,7 @@ type Config struct {
 	EncryptionKey   string
 	LogLevel        string
 	SegmentEndpoint string
+	OutboundAllow   string
 }
 
 // option is one row of the configuration table: its variable, its flag and its default.
@@ -39,6 +40,7 @@ var options = []option{
 	{"SWITCHBOARD_ENCRYPTION_KEY", "", "", "32-byte key (64 hex chars or base64) sealing secrets at rest (default: generated into <data-dir>/encryption.key)", true, func(c *Config) *string { return &c.EncryptionKey }},
 	{"SWITCHBOARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, func(c *Config) *string { return &c.LogLevel }},
 	{"SWITCHBOARD_SEGMENT_ENDPOINT", "segment-endpoint", "https://api.segment.io", "default Segment API base URL for write keys registered without one", false, func(c *Config) *string { return &c.SegmentEndpoint }},
+	{"SWITCHBOARD_OUTBOUND_ALLOW", "outbound-allow", "", "comma-separated CIDRs that workflow URLs, Segment endpoints and back-fill base URLs may reach although private (loopback, RFC 1918, link-local, …); empty refuses them all", false, func(c *Config) *string { return &c.OutboundAllow }},
 }
 
 // bindConfig fills c from the environment and registers a flag for each option that has one and

@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -165,6 +166,12 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 		log.Info("generated key file", "path", path)
 	}
 
+	allow, err := outbound.ParseAllow(cfg.OutboundAllow)
+	if err != nil {
+		return err
+	}
+	guard := outbound.New(allow)
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -176,7 +183,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := &deps{DB: db, Box: box, Tokens: tokens, Log: log, Registry: reg, Config: cfg, PublicURL: publicURL,
+	deps := &deps{DB: db, Box: box, Tokens: tokens, Log: log, Registry: reg, Config: cfg, PublicURL: publicURL, Outbound: guard,
 		Engines: map[string]*delivery.Engine{}, DeliveryMetrics: delivery.NewMetrics(reg, db)}
 	srcCfg, srcWorkers, err := wireSources(deps)
 	if err != nil {
@@ -193,7 +200,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 	}
 	srv := server.New(server.Config{
 		DB: db, Tokens: tokens, Box: box, Log: log, Registry: reg,
-		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint,
+		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint, Outbound: guard,
 		Ready: ready, Wake: deps.wake, Sources: srcCfg, Destinations: dstCfg,
 	})
 	for _, w := range workers {

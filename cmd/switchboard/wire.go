@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -20,6 +21,8 @@ type deps struct {
 	Registry  *prometheus.Registry
 	Config    *Config
 	PublicURL string
+	// Outbound guards every connection to a target a tenant chose.
+	Outbound *outbound.Guard
 
 	// Engines are the outbox engines by target, for server.Config.Wake.
 	Engines map[string]*delivery.Engine

@@ -15,7 +15,7 @@ func wireDestinations(d *deps) (server.DestinationConfig, []worker, error) {
 	recipient := func(ctx context.Context, tenantID, distinctID string) (json.RawMessage, error) {
 		return destination.Recipient(ctx, d.DB, tenantID, distinctID)
 	}
-	sender := delivery.NewWorkflowSender(d.DB, d.Box, recipient, d.Log)
+	sender := delivery.NewWorkflowSender(d.DB, d.Box, recipient, d.Outbound, d.Log)
 	engine := delivery.NewEngine(d.DB, sender, delivery.Options{
 		Target: delivery.TargetWorkflow,
 		// 32 per claim at 4 concurrent POSTs of at most 10 s each: a claim against a receiver

@@ -20,7 +20,7 @@ import (
 // wireSources builds direction A: the SparkPost inbox processor, the Segment outbox engine, the
 // back-fill runner and the event store's upkeep.
 func wireSources(d *deps) (server.SourceConfig, []worker, error) {
-	sender := delivery.NewSegmentSender(d.DB, d.Box, d.Log)
+	sender := delivery.NewSegmentSender(d.DB, d.Box, d.Outbound, d.Log)
 	engine := delivery.NewEngine(d.DB, sender, delivery.Options{
 		Target:  delivery.TargetSegment,
 		Observe: d.DeliveryMetrics.Observer(delivery.TargetSegment),
@@ -40,7 +40,7 @@ func wireSources(d *deps) (server.SourceConfig, []worker, error) {
 		events.WithLabelValues(tenantID, "stored").Add(float64(stored))
 		events.WithLabelValues(tenantID, "queued").Add(float64(queued))
 	}
-	backfills := backfill.NewRunner(d.DB, d.Log.With("worker", "backfill"))
+	backfills := backfill.NewRunner(d.DB, d.Outbound, d.Log.With("worker", "backfill"))
 	backfills.Wake = proc.Wake
 	upkeep := &eventStoreWorker{db: d.DB, log: d.Log.With("worker", "event_store")}
 	return server.SourceConfig{BatchCommitted: proc.Wake, Backfill: backfills}, []worker{proc, segmentWorker{engine, sender}, backfills, upkeep}, nil

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 )
 
 // SparkPost API base URLs.
@@ -166,8 +168,10 @@ func (c *client) once(ctx context.Context, u *url.URL) (*page, time.Duration, er
 	req.Header.Set("User-Agent", "switchboard-backfill")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		// The error names the URL, never the key (it is a header).
-		return nil, 0, &errRetry{msg: "request failed: " + err.Error()}
+		// The tenant chose base_url: the message says "could not connect to HOST" whatever the
+		// reason (closed port, timeout, refused address), so that back-fills cannot map the
+		// network behind the server. It never holds the key (a header).
+		return nil, 0, &errRetry{msg: outbound.TenantMessage(err)}
 	}
 	defer resp.Body.Close()
 	switch {

@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -34,8 +35,11 @@ type Runner struct {
 	db  *store.DB
 	log *slog.Logger
 
-	// HTTP calls SparkPost (default: a client with a 2-minute timeout per page).
+	// HTTP calls SparkPost: through the outbound guard, redirects not followed, a 2-minute
+	// timeout per page.
 	HTTP *http.Client
+	// guard decides which base URLs a job may use besides SparkPost's own.
+	guard *outbound.Guard
 	// Wake tells the inbox processor that batches wait (forwarded jobs go through it).
 	Wake func()
 	// Backoff says how long to wait before retry attempt n (DefaultBackoff).
@@ -56,9 +60,10 @@ type Runner struct {
 	running bool
 }
 
-// NewRunner returns a runner; Start runs it.
-func NewRunner(db *store.DB, log *slog.Logger) *Runner {
-	return &Runner{db: db, log: log, HTTP: &http.Client{Timeout: 2 * time.Minute}, Backoff: DefaultBackoff,
+// NewRunner returns a runner connecting through guard; Start runs it.
+func NewRunner(db *store.DB, guard *outbound.Guard, log *slog.Logger) *Runner {
+	return &Runner{db: db, log: log, guard: guard, Backoff: DefaultBackoff,
+		HTTP:        guard.Client(outbound.ClientConfig{Timeout: 2 * time.Minute, BodyLimit: maxPageBytes + 1}),
 		MaxAttempts: 10, PerPage: 10000, BatchSize: 1000, Poll: 500 * time.Millisecond}
 }
 
@@ -106,7 +111,7 @@ func (r *Runner) Ready(context.Context) error {
 }
 
 // Validate checks a request and fills its defaults. Errors: EINVALID naming the field.
-func Validate(req *Request, now time.Time) error {
+func Validate(req *Request, now time.Time, guard *outbound.Guard) error {
 	if req.From.IsZero() {
 		return domain.Errorf(domain.EINVALID, "from: is required")
 	}
@@ -129,7 +134,7 @@ func Validate(req *Request, now time.Time) error {
 		return domain.Errorf(domain.EINVALID, "api_key: must be a SparkPost API key (no spaces or control characters)")
 	}
 	req.APIKey = key
-	base, err := checkBaseURL(req.BaseURL)
+	base, err := checkBaseURL(req.BaseURL, guard)
 	if err != nil {
 		return err
 	}
@@ -137,26 +142,35 @@ func Validate(req *Request, now time.Time) error {
 	return nil
 }
 
-// checkBaseURL accepts https URLs, and http only for the loopback host (a local stand-in):
-// the API key must not cross a network in the clear.
-func checkBaseURL(v string) (string, error) {
+// sparkpostHosts are SparkPost's Events API hosts (US and EU).
+var sparkpostHosts = []string{"api.sparkpost.com", "api.eu.sparkpost.com"}
+
+// checkBaseURL accepts SparkPost's API hosts over https, and any other host only when the
+// operator allowed its address with SWITCHBOARD_OUTBOUND_ALLOW (a local stand-in, a proxy of
+// one's own): the job sends the tenant's SparkPost API key there, and its answers become the
+// tenant's events.
+func checkBaseURL(v string, guard *outbound.Guard) (string, error) {
 	if v == "" {
 		return DefaultBaseURL, nil
 	}
 	u, err := url.Parse(strings.TrimSpace(v))
 	bad := domain.Errorf(domain.EINVALID, "base_url: must be SparkPost's API address, %s or %s", DefaultBaseURL, EUBaseURL)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return "", bad
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return "", domain.Errorf(domain.EINVALID, "base_url: must be https (http only for a loopback address)")
+	host := strings.ToLower(u.Hostname())
+	switch {
+	case slices.Contains(sparkpostHosts, host):
+		if u.Scheme != "https" {
+			return "", domain.Errorf(domain.EINVALID, "base_url: must be https (the API key must not cross a network in the clear)")
 		}
+	case guard.Allows(host):
 	default:
-		return "", bad
+		if err := guard.CheckURL("base_url", u.String()); err != nil {
+			return "", err
+		}
+		return "", domain.Errorf(domain.EINVALID, "base_url: must be SparkPost's API address, %s or %s (another host only when the operator allows its address with %s)",
+			DefaultBaseURL, EUBaseURL, outbound.AllowEnv)
 	}
 	// SparkPost's own address is the host; /api/v1 is part of every path it links to.
 	path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v1")
@@ -166,7 +180,7 @@ func checkBaseURL(v string) (string, error) {
 // Submit validates req, records the job and starts it. Errors: EINVALID, ENOTFOUND (source),
 // ECONFLICT (the tenant has a job running), EUNAVAILABLE (shutting down).
 func (r *Runner) Submit(ctx context.Context, req Request) (*store.BackfillJob, error) {
-	if err := Validate(&req, r.db.Now()); err != nil {
+	if err := Validate(&req, r.db.Now(), r.guard); err != nil {
 		return nil, err
 	}
 	if _, err := r.db.Source(ctx, req.TenantID, req.SourceID); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -38,7 +39,7 @@ func newHarness(t *testing.T, opt delivery.Options) *harness {
 	box, _ := auth.NewBox(bytes.Repeat([]byte{1}, 32))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := &harness{t: t, db: db, box: box, fake: fakesegment.New()}
-	h.sender = delivery.NewSegmentSender(db, box, log)
+	h.sender = delivery.NewSegmentSender(db, box, outbound.LoopbackOnly(), log)
 	h.sender.Cooldown = 100 * time.Millisecond
 	opt.Target = delivery.TargetSegment
 	if opt.Backoff == nil {
@@ -375,4 +376,28 @@ func TestNewKeySendsWhatWaitsForItsNextAttempt(t *testing.T) {
 	h.key(tid, "wk_right_workspace")
 	h.engine.Notify(tid)
 	h.waitStatus(tid, store.StatusDelivered, 4, 60*time.Second) // not after the hour's backoff
+}
+
+// TestDialTimeGuardRefusesPrivateEndpoints: an endpoint that reaches a private address at dial
+// time (a key stored before the check existed, or a name that resolves there) is refused without
+// a connection; the tenant's last_error says only that the address was refused.
+func TestDialTimeGuardRefusesPrivateEndpoints(t *testing.T) {
+	h := newHarness(t, delivery.Options{Backoff: func(int) time.Duration { return time.Hour }})
+	h.sender.Transport = delivery.SegmentTransport(outbound.New(nil))
+	h.engine.Start(context.Background())
+	tid := h.tenant("wk_inside")
+	h.enqueue(tid, 1, delivery.MaxAge)
+	var ds []*store.Delivery
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds, _, _ = h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed, Limit: 10})
+		if len(ds) == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(ds) != 1 || !strings.Contains(ds[0].LastError, "refused by the outbound policy") {
+		t.Fatalf("delivery to a loopback endpoint without the allow-list: %+v", ds)
+	}
+	if n := len(h.fake.Requests("wk_inside")); n != 0 {
+		t.Fatalf("the loopback endpoint got %d requests", n)
+	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -70,17 +71,25 @@ type SegmentSender struct {
 	clients map[string]*segmentClient // by tenant id
 }
 
-// NewSegmentSender returns a sender reading write keys from db, unsealed with box.
-func NewSegmentSender(db *store.DB, box *auth.Box, log *slog.Logger) *SegmentSender {
+// NewSegmentSender returns a sender reading write keys from db, unsealed with box, connecting to
+// tenants' endpoints through guard.
+func NewSegmentSender(db *store.DB, box *auth.Box, guard *outbound.Guard, log *slog.Logger) *SegmentSender {
 	return &SegmentSender{
 		db: db, box: box, log: log,
-		Transport:       http.DefaultTransport,
+		Transport:       SegmentTransport(guard),
 		FlushInterval:   100 * time.Millisecond,
 		Cooldown:        time.Second,
 		RequestTimeout:  10 * time.Second,
 		RejectedRecheck: time.Hour,
 		clients:         map[string]*segmentClient{},
 	}
+}
+
+// SegmentTransport is the transport towards tenants' Segment endpoints: through the outbound
+// guard (nil: private networks refused, nothing allowed), https unless the operator allowed
+// the address, answers read through the guard's limit.
+func SegmentTransport(g *outbound.Guard) http.RoundTripper {
+	return g.RoundTripper(outbound.ClientConfig{RequireHTTPS: true, MaxIdleConnsPerHost: 8})
 }
 
 // Reasons a Segment delivery waits, shown with it in the API.
@@ -519,11 +528,10 @@ func (g *gate) send(req *http.Request, body []byte) error {
 	out.ContentLength = int64(len(body))
 	resp, err := g.base.RoundTrip(out)
 	if err != nil {
+		// The tenant's view says neither why nor how (closed port, timeout, refused address):
+		// the endpoint is theirs to choose, the network behind the server is not theirs to map.
 		g.pause(g.cooldown)
-		if ctx.Err() != nil {
-			return &AnswerError{Body: fmt.Sprintf("no answer from %s within %s", req.URL.Host, g.timeout)}
-		}
-		return &AnswerError{Body: "could not connect to " + req.URL.Host}
+		return &AnswerError{Body: outbound.TenantMessage(&outbound.ConnectError{Host: req.URL.Host, Err: err})}
 	}
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, answerLimit))
 	resp.Body.Close()

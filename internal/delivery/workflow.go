@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -81,20 +82,22 @@ type WorkflowSender struct {
 	Concurrency int
 }
 
-// NewWorkflowSender returns a sender that reads workflows from db, opens their secrets with box
-// and builds recipients with recipient.
-func NewWorkflowSender(db *store.DB, box *auth.Box, recipient RecipientFunc, log *slog.Logger) *WorkflowSender {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 16
+// NewWorkflowSender returns a sender that reads workflows from db, opens their secrets with box,
+// builds recipients with recipient and connects to workflow URLs through guard.
+func NewWorkflowSender(db *store.DB, box *auth.Box, recipient RecipientFunc, guard *outbound.Guard, log *slog.Logger) *WorkflowSender {
 	return &WorkflowSender{
 		db: db, box: box, recipient: recipient, log: log,
-		Client: &http.Client{
-			Transport:     t,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		Client:      WorkflowClient(guard),
 		Timeout:     10 * time.Second,
 		Concurrency: 4,
 	}
+}
+
+// WorkflowClient is the client for workflow URLs: through the outbound guard (nil: private
+// networks refused), redirects not followed, answers read through the guard's limit; each
+// POST's own timeout bounds it.
+func WorkflowClient(g *outbound.Guard) *http.Client {
+	return g.Client(outbound.ClientConfig{Timeout: -1, MaxIdleConnsPerHost: 16})
 }
 
 // workflowTarget is a workflow with its secret opened, or why it cannot be sent to.
@@ -176,12 +179,10 @@ func (s *WorkflowSender) send(ctx context.Context, tenantID string, t *workflowT
 	req.Header.Set(HeaderIdempotency, HeaderSafe(p.Event.MessageID))
 	resp, err := s.Client.Do(req)
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
-			return Result{Err: &AnswerError{Body: fmt.Sprintf("no answer from %s within %s", req.URL.Host, s.Timeout)}}
-		}
-		// The tenant sees neither a port's state nor the detail of the failure.
+		// The tenant sees neither a port's state nor the detail of the failure (a workflow URL
+		// could otherwise scan the network behind the server); the operator's log has it.
 		s.log.Debug("workflow POST failed", "tenant_id", tenantID, "workflow_id", t.w.ID, "error", unwrapURLError(err).Error())
-		return Result{Err: &AnswerError{Body: "could not connect to " + req.URL.Host}}
+		return Result{Err: &AnswerError{Body: outbound.TenantMessage(&outbound.ConnectError{Host: req.URL.Host, Err: err})}}
 	}
 	defer resp.Body.Close()
 	// Read the answer through a limit (for last_error, and so that the connection is reused).

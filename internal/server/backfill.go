@@ -97,7 +97,7 @@ func (s *Server) startBackfill(c *gin.Context) {
 	if in.BaseURL != nil {
 		req.BaseURL = *in.BaseURL
 	}
-	if err := backfill.Validate(&req, s.DB.Now()); err != nil {
+	if err := backfill.Validate(&req, s.DB.Now(), s.Outbound); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/backfill"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
@@ -134,12 +135,12 @@ func newBackfillRig(t *testing.T) *backfillRig {
 	box, _ := auth.NewBox(bytes.Repeat([]byte{7}, 32)) // NewTestApp's key
 	rig := &backfillRig{app: app, segment: fakesegment.New(), writeKey: app.Secret("wk_backfill_0001")}
 	t.Cleanup(rig.segment.Close)
-	sender := delivery.NewSegmentSender(app.DB, box, log)
+	sender := delivery.NewSegmentSender(app.DB, box, outbound.LoopbackOnly(), log)
 	engine := delivery.NewEngine(app.DB, sender, delivery.Options{Target: delivery.TargetSegment}, log)
 	rig.proc = source.NewProcessor(app.DB, log)
 	rig.proc.Poll = 20 * time.Millisecond
 	rig.proc.Notify = engine.Notify
-	rig.runner = backfill.NewRunner(app.DB, log)
+	rig.runner = backfill.NewRunner(app.DB, outbound.LoopbackOnly(), log)
 	rig.runner.Wake = rig.proc.Wake
 	rig.runner.Poll = 20 * time.Millisecond
 	rig.runner.Backoff = func(attempt int, _ time.Duration) time.Duration {

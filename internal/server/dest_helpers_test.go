@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/destination"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -59,7 +60,7 @@ func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sender := delivery.NewWorkflowSender(db, box, func(ctx context.Context, tenantID, distinctID string) (json.RawMessage, error) {
 		return destination.Recipient(ctx, db, tenantID, distinctID)
-	}, log)
+	}, outbound.LoopbackOnly(), log)
 	sender.Timeout = 5 * time.Second
 	engine := delivery.NewEngine(db, sender, delivery.Options{
 		Target: delivery.TargetWorkflow, Batch: 32, SendTimeout: 30 * time.Second,
@@ -70,6 +71,7 @@ func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer
 		DB: db, Tokens: tokens, Box: box, Log: log,
 		PublicURL:       "http://switchboard.test",
 		SegmentEndpoint: "https://api.segment.io",
+		Outbound:        outbound.LoopbackOnly(),
 		BodyLimit:       64 << 10,
 		Destinations:    cfg,
 		Wake: func(target, tenantID string) {

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -53,9 +54,10 @@ func checkEvent(v *string) (string, error) {
 	return *v, nil
 }
 
-// checkWorkflowURL accepts an absolute http(s) URL without credentials: the secret is how a
-// receiver authenticates Switchboard, and a URL is shown in every read.
-func checkWorkflowURL(v *string) (string, error) {
+// checkWorkflowURL accepts an absolute http(s) URL without credentials (the secret is how a
+// receiver authenticates Switchboard, and a URL is shown in every read) whose host is no
+// literal address the outbound guard refuses (names are checked again at every dial).
+func checkWorkflowURL(v *string, guard *outbound.Guard) (string, error) {
 	if v == nil {
 		return "", domain.Errorf(domain.EINVALID, "url: is required")
 	}
@@ -68,6 +70,9 @@ func checkWorkflowURL(v *string) (string, error) {
 		return "", domain.Errorf(domain.EINVALID, "url: must not contain a user name or password; the receiver checks X-Switchboard-Signature instead")
 	case u.Fragment != "" || len(s) > 2000:
 		return "", domain.Errorf(domain.EINVALID, "url: must have no #fragment and be at most 2000 characters")
+	}
+	if err := guard.CheckURL("url", s); err != nil {
+		return "", err
 	}
 	return s, nil
 }
@@ -95,7 +100,7 @@ func (h *destHandlers) createWorkflow(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	if w.URL, err = checkWorkflowURL(in.URL); err != nil {
+	if w.URL, err = checkWorkflowURL(in.URL, h.s.Outbound); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -186,7 +191,7 @@ func (h *destHandlers) updateWorkflow(c *gin.Context) {
 		}
 	}
 	if in.URL != nil {
-		if w.URL, err = checkWorkflowURL(in.URL); err != nil {
+		if w.URL, err = checkWorkflowURL(in.URL, h.s.Outbound); err != nil {
 			h.fail(c, err)
 			return
 		}

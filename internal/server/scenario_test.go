@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -65,6 +66,7 @@ func NewTestApp(tb testing.TB) *TestApp {
 		Log:             slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		PublicURL:       "http://switchboard.test",
 		SegmentEndpoint: "https://api.segment.io",
+		Outbound:        outbound.LoopbackOnly(), // the tests' receivers listen on 127.0.0.1
 		BodyLimit:       64 << 10,
 		HookMemory:      16 << 20, // the minimum: one full-size hook body at a time
 	})

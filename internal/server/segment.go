@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -93,7 +94,7 @@ func (s *Server) putSegment(c *gin.Context) {
 		return
 	}
 	if in.Endpoint != nil && *in.Endpoint != "" {
-		ep, err := checkEndpoint(*in.Endpoint)
+		ep, err := checkEndpoint(*in.Endpoint, s.Outbound)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -118,11 +119,16 @@ func (s *Server) putSegment(c *gin.Context) {
 	s.answerSegment(c, saved)
 }
 
-// checkEndpoint accepts a base URL as analytics-go takes it (scheme and host, optional path).
-func checkEndpoint(v string) (string, error) {
+// checkEndpoint accepts a base URL as analytics-go takes it (scheme and host, optional path):
+// https, since the write key travels in it (http only to an address the operator allowed), and
+// no literal address the outbound guard refuses.
+func checkEndpoint(v string, guard *outbound.Guard) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(v))
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", domain.Errorf(domain.EINVALID, "endpoint: must be an http(s) base URL such as https://api.segment.io or https://events.eu1.segmentapis.com")
+		return "", domain.Errorf(domain.EINVALID, "endpoint: must be an https base URL such as https://api.segment.io or https://events.eu1.segmentapis.com")
+	}
+	if err := guard.CheckSecureURL("endpoint", u.String()); err != nil {
+		return "", err
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

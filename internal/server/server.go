@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -40,6 +41,10 @@ type Config struct {
 
 	// SegmentEndpoint is the default Segment API base URL for write keys registered without one.
 	SegmentEndpoint string
+
+	// Outbound checks the targets tenants choose (workflow URLs, Segment endpoints, back-fill
+	// base URLs) when they are set; nil refuses every private address.
+	Outbound *outbound.Guard
 
 	// Ready lists extra readiness checks (workers running); /readyz fails when one fails.
 	Ready []func(context.Context) error
