@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -21,6 +22,9 @@ type Config struct {
 	LogLevel        string
 	SegmentEndpoint string
 	OutboundAllow   string
+	MetricsAddr     string
+	MaxConnections  string
+	MaxBatchEvents  string
 }
 
 // option is one row of the configuration table: its variable, its flag and its default.
@@ -40,6 +44,9 @@ var options = []option{
 	{"SWITCHBOARD_ENCRYPTION_KEY", "", "", "32-byte key (64 hex chars or base64) sealing secrets at rest (default: generated into <data-dir>/encryption.key)", true, func(c *Config) *string { return &c.EncryptionKey }},
 	{"SWITCHBOARD_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", false, func(c *Config) *string { return &c.LogLevel }},
 	{"SWITCHBOARD_SEGMENT_ENDPOINT", "segment-endpoint", "https://api.segment.io", "default Segment API base URL for write keys registered without one", false, func(c *Config) *string { return &c.SegmentEndpoint }},
+	{"SWITCHBOARD_METRICS_ADDR", "metrics-addr", "", "a second address serving /metrics with every tenant-level series, for the operator's scraper (never expose it); the public /metrics shows those series to an operator token only", false, func(c *Config) *string { return &c.MetricsAddr }},
+	{"SWITCHBOARD_MAX_CONNECTIONS", "max-connections", "4096", "open client connections at most", false, func(c *Config) *string { return &c.MaxConnections }},
+	{"SWITCHBOARD_MAX_BATCH_EVENTS", "max-batch-events", "10000", "events in one SparkPost batch at most (413 past it; SparkPost sends up to about 1,000)", false, func(c *Config) *string { return &c.MaxBatchEvents }},
 	{"SWITCHBOARD_OUTBOUND_ALLOW", "outbound-allow", "", "comma-separated CIDRs that workflow URLs, Segment endpoints and back-fill base URLs may reach although private (loopback, RFC 1918, link-local, …); empty refuses them all", false, func(c *Config) *string { return &c.OutboundAllow }},
 }
 
@@ -74,4 +81,25 @@ func (c *Config) logger(w *os.File) (*slog.Logger, error) {
 		return nil, fmt.Errorf("SWITCHBOARD_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// serveLimits are the numeric options of serve.
+type serveLimits struct {
+	maxConnections, maxBatchEvents int
+}
+
+// limits parses the numeric options, naming the variable of a bad one.
+func (c *Config) limits() (serveLimits, error) {
+	var l serveLimits
+	for _, o := range []struct {
+		env, v string
+		dst    *int
+	}{{"SWITCHBOARD_MAX_CONNECTIONS", c.MaxConnections, &l.maxConnections}, {"SWITCHBOARD_MAX_BATCH_EVENTS", c.MaxBatchEvents, &l.maxBatchEvents}} {
+		n, err := strconv.Atoi(strings.TrimSpace(o.v))
+		if err != nil || n < 1 {
+			return l, fmt.Errorf("%s: %q is not a positive whole number", o.env, o.v)
+		}
+		*o.dst = n
+	}
+	return l, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -138,7 +139,14 @@ func openAll(ctx context.Context, cfg *Config) (*auth.Keys, *store.DB, error) {
 }
 
 func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) error {
-	cfg, err := parseFlags("serve", args, stderr, nil)
+	var startFresh bool
+	cfg, err := parseFlags("serve", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&startFresh, "start-fresh", false, "start with a new, empty database although the data directory holds keys of an earlier one")
+	})
+	if err != nil {
+		return err
+	}
+	limits, err := cfg.limits()
 	if err != nil {
 		return err
 	}
@@ -149,6 +157,17 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := checkDatabasePresent(cfg, startFresh); err != nil {
+		return err
+	}
 	keys, db, err := openAll(ctx, cfg)
 	if err != nil {
 		return err
@@ -201,6 +220,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 	srv := server.New(server.Config{
 		DB: db, Tokens: tokens, Box: box, Log: log, Registry: reg,
 		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint, Outbound: guard,
+		MaxConnections: limits.maxConnections, MaxBatchEvents: limits.maxBatchEvents,
 		Ready: ready, Wake: deps.wake, Sources: srcCfg, Destinations: dstCfg,
 	})
 	for _, w := range workers {
@@ -228,7 +248,20 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 		fmt.Fprintf(stdout, "\nOperator token (shown once; valid until %s; mint another with `switchboard token --operator`):\n\n%s\n\n",
 			exp.Format(time.RFC3339), tok)
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL, "database", db.Path(), "version", version)
+	if cfg.MetricsAddr != "" {
+		// Every series, tenant-level ones included, for the operator's own scraper: this
+		// address must not face the internet (the public /metrics leaves tenants out).
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("SWITCHBOARD_METRICS_ADDR: %w", err)
+		}
+		msrv := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: server.MaxHeaderBytes}
+		go msrv.Serve(mln)
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "public_url", publicURL, "database", db.Path(), "version", version,
+		"outbound_allow", cfg.OutboundAllow)
 	if err := srv.Serve(ctx, ln, shutdownGrace); err != nil {
 		return err
 	}

@@ -66,7 +66,12 @@ var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
 // Segment and workflow receivers of tests and benchmarks listen on loopback, so outbound calls
 // to 127.0.0.0/8 are allowed (env may say otherwise).
 func Start(bin, dataDir string, env ...string) (*Proc, error) {
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir)
+	return StartArgs(bin, dataDir, nil, env...)
+}
+
+// StartArgs is Start with more arguments for serve.
+func StartArgs(bin, dataDir string, args []string, env ...string) (*Proc, error) {
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_OUTBOUND_ALLOW=127.0.0.0/8"), env...)
 	p := &Proc{Cmd: cmd, Stdout: &Buffer{}, Stderr: &Buffer{}}
 	cmd.Stdout = p.Stdout
@@ -91,7 +96,7 @@ func Start(bin, dataDir string, env ...string) (*Proc, error) {
 	select {
 	case p.Addr = <-found:
 		return p, nil
-	case <-time.After(30 * time.Second):
+	case <-time.After(90 * time.Second):
 		p.Kill()
 		return nil, fmt.Errorf("serve did not start listening; stderr:\n%s", p.Stderr.String())
 	}
@@ -105,7 +110,7 @@ var tokenLine = regexp.MustCompile(`(?m)^(eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[
 // OperatorToken waits for the token a first start prints on stdout. stdout is copied from the
 // process by a goroutine of its own, so it may trail the log line that said "listening".
 func (p *Proc) OperatorToken() (string, error) {
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if m := tokenLine.FindStringSubmatch(p.Stdout.String()); m != nil {
 			return m[1], nil
 		}

@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSparkPostBatchEventCap: a batch with more events than the cap is refused whole with 413
@@ -58,4 +62,33 @@ func TestDeletedDatabaseAnswers503(t *testing.T) {
 	if status, body, _ := app.Do("GET", "/readyz", "", nil); status != 503 {
 		t.Fatalf("readyz with the database deleted: %d %s", status, body)
 	}
+}
+
+// TestHugeHeadersAreRefused: a request's headers are capped at 64 KiB (431), so that many
+// connections sending megabytes of headers cannot exhaust memory.
+func TestHugeHeadersAreRefused(t *testing.T) {
+	app := NewTestApp(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Server.Serve(ctx, ln, 5*time.Second) }()
+	defer func() { cancel(); <-done }()
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/healthz", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 200<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("200 KiB of headers: %d, want 431", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ordinary request: %v %v", resp, err)
+	}
+	resp.Body.Close()
 }

@@ -146,8 +146,9 @@ func (s *Server) measure(c *gin.Context) {
 	c.Next()
 	status := strconv.Itoa(c.Writer.Status())
 	r := route(c)
-	s.metrics.requests.WithLabelValues(r, c.Request.Method, status).Inc()
-	s.metrics.latency.WithLabelValues(r, c.Request.Method, status).Observe(time.Since(start).Seconds())
+	m := methodLabel(c.Request.Method)
+	s.metrics.requests.WithLabelValues(r, m, status).Inc()
+	s.metrics.latency.WithLabelValues(r, m, status).Observe(time.Since(start).Seconds())
 }
 
 // authenticate requires a valid bearer JWT and leaves its claims on the context.

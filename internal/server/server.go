@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
@@ -25,6 +26,11 @@ const (
 	AdminBodyLimit = 1 << 20
 	// HookBodyLimit caps webhook bodies: SparkPost sends up to ~1,000 events, several MB.
 	HookBodyLimit = 16 << 20
+	// MaxHeaderBytes caps a request's headers (Go's default is 1 MiB: 1,000 connections could
+	// hold a GiB).
+	MaxHeaderBytes = 64 << 10
+	// DefaultMaxConnections caps open client connections.
+	DefaultMaxConnections = 4096
 	// DefaultMaxBatchEvents caps the events of one SparkPost batch: SparkPost sends up to about
 	// 1,000, and one huge batch must not occupy the writer that every tenant's acks need.
 	DefaultMaxBatchEvents = 10_000
@@ -55,6 +61,9 @@ type Config struct {
 	// HookMemory bounds the webhook body bytes read at once (DefaultHookMemory when 0).
 	HookMemory int64
 
+	// MaxConnections caps open client connections (DefaultMaxConnections when 0).
+	MaxConnections int
+
 	// MaxBatchEvents caps the events of one SparkPost batch (DefaultMaxBatchEvents when 0);
 	// a larger batch is answered 413.
 	MaxBatchEvents int
@@ -80,6 +89,9 @@ func New(cfg Config) *Server {
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = AdminBodyLimit
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
 	if cfg.MaxBatchEvents <= 0 {
 		cfg.MaxBatchEvents = DefaultMaxBatchEvents
 	}
@@ -104,8 +116,12 @@ func (s *Server) Routes() []gin.RouteInfo { return s.engine.Routes() }
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops accepting connections
 // and waits up to grace for in-flight requests to finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	// Anyone can open connections: each is bounded in header bytes and in time to send them,
+	// and their number is capped (past it, new connections wait in the kernel's backlog).
+	ln = netutil.LimitListener(ln, s.MaxConnections)
 	srv := &http.Server{
 		Handler:           s.engine,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      120 * time.Second,
