@@ -17,6 +17,7 @@ const (
 	ECONFLICT       = "conflict"           // 409
 	ETOOLARGE       = "body_too_large"     // 413
 	EUNSUPPORTED    = "unsupported_type"   // 415
+	ETOOMANY        = "too_many_requests"  // 429: slow down; Retry-After says when
 	EUNAVAILABLE    = "unavailable"        // 503: overloaded or shutting down; retry later
 	EINTERNAL       = "internal"           // 500: a bug; the message is never shown
 	ENOTIMPLEMENTED = "not_implemented"    // 501: configuration asks for something this build lacks

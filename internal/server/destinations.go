@@ -111,14 +111,17 @@ func (h *destHandlers) hook(c *gin.Context) {
 		return
 	}
 	logTenant(c, d.tenantID)
+	if h.s.throttled(c, did) {
+		return
+	}
 	key, err := bearerKey(c.GetHeader("Authorization"))
 	if err != nil {
-		h.fail(c, err)
+		h.s.authFailed(c, did, err)
 		return
 	}
 	keys := d.working(now)
 	if !checkAPIKey(keys, key) {
-		h.fail(c, domain.Errorf(domain.EUNAUTHORIZED, "the API key is not this destination's (send Authorization: Bearer <api_key>)"))
+		h.s.authFailed(c, did, domain.Errorf(domain.EUNAUTHORIZED, "the API key is not this destination's (send Authorization: Bearer <api_key>)"))
 		return
 	}
 	body, err := web.ReadBody(c.Writer, c.Request, HookBodyLimit)
@@ -137,7 +140,7 @@ func (h *destHandlers) hook(c *gin.Context) {
 			return
 		}
 		if !checkSignature(keys, signed, sig) {
-			h.fail(c, domain.Errorf(domain.EUNAUTHORIZED, "X-Signature does not match the body (HMAC-SHA1 with the shared secret)"))
+			h.s.authFailed(c, did, domain.Errorf(domain.EUNAUTHORIZED, "X-Signature does not match the body (HMAC-SHA1 with the shared secret)"))
 			return
 		}
 	}

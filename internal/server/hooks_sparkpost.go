@@ -30,9 +30,12 @@ func (s *Server) sparkpostHook(c *gin.Context) {
 		return
 	}
 	logTenant(c, src.TenantID)
+	if s.throttled(c, src.ID) {
+		return
+	}
 	if err := s.authenticateSource(c.Request, src); err != nil {
 		c.Header("WWW-Authenticate", `Basic realm="switchboard"`)
-		s.fail(c, err)
+		s.authFailed(c, src.ID, err)
 		return
 	}
 	if err := web.RequireJSON(c.Request); err != nil {
@@ -172,6 +175,9 @@ func (s *Server) oauthToken(c *gin.Context) {
 		s.fail(c, domain.Errorf(domain.EUNAUTHORIZED, "client_id and client_secret are required"))
 		return
 	}
+	if s.throttled(c, in.ClientID) {
+		return
+	}
 	creds, err := s.DB.CredentialsByUsername(c.Request.Context(), in.ClientID)
 	if err != nil {
 		s.fail(c, err)
@@ -179,7 +185,7 @@ func (s *Server) oauthToken(c *gin.Context) {
 	}
 	cred := matchCredential(creds, in.ClientID, in.ClientSecret)
 	if cred == nil || !strings.HasPrefix(cred.Username, "spc_") {
-		s.fail(c, domain.Errorf(domain.EUNAUTHORIZED, "unknown client_id or wrong client_secret"))
+		s.authFailed(c, in.ClientID, domain.Errorf(domain.EUNAUTHORIZED, "unknown client_id or wrong client_secret"))
 		return
 	}
 	token, _, err := s.Tokens.Source(cred.SourceID, cred.ID, oauthTokenTTL)

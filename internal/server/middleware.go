@@ -153,6 +153,9 @@ func (s *Server) measure(c *gin.Context) {
 
 // authenticate requires a valid bearer JWT and leaves its claims on the context.
 func (s *Server) authenticate(c *gin.Context) {
+	if s.throttled(c, "") {
+		return
+	}
 	h := c.GetHeader("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if h == "" {
@@ -164,7 +167,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	claims, err := s.Tokens.Verify(strings.TrimSpace(token))
 	if err != nil {
-		s.fail(c, err)
+		s.authFailed(c, "", err)
 		return
 	}
 	c.Set(ctxClaims, claims)

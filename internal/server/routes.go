@@ -13,6 +13,9 @@ import (
 
 func (s *Server) routes() *gin.Engine {
 	r := gin.New()
+	// The client address (failed-auth throttling) is the connection's: X-Forwarded-For is
+	// anyone's to write.
+	_ = r.SetTrustedProxies(nil)
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false

@@ -82,6 +82,7 @@ type Server struct {
 	engine     *gin.Engine
 	metrics    *httpMetrics
 	hookMemory *semaphore.Weighted
+	authFails  *authLimiter
 }
 
 // New builds the router.
@@ -102,7 +103,7 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), hookMemory: newHookMemory(cfg.HookMemory)}
+	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), authFails: newAuthLimiter(), hookMemory: newHookMemory(cfg.HookMemory)}
 	s.engine = s.routes()
 	return s
 }

@@ -28,6 +28,7 @@ var codes = map[string]int{
 	domain.ECONFLICT:       http.StatusConflict,
 	domain.ETOOLARGE:       http.StatusRequestEntityTooLarge,
 	domain.EUNSUPPORTED:    http.StatusUnsupportedMediaType,
+	domain.ETOOMANY:        http.StatusTooManyRequests,
 	domain.EUNAVAILABLE:    http.StatusServiceUnavailable,
 	domain.EINTERNAL:       http.StatusInternalServerError,
 	domain.ENOTIMPLEMENTED: http.StatusNotImplemented,
