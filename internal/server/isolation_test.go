@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -91,4 +92,26 @@ func TestHugeHeadersAreRefused(t *testing.T) {
 		t.Fatalf("ordinary request: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestClientLeavingIsNoServerError: a client that hangs up before its write is taken is logged
+// as 499, not as an ERROR with a 500.
+func TestClientLeavingIsNoServerError(t *testing.T) {
+	app := NewTestApp(t)
+	op := app.OperatorToken()
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, "POST", "/api/v1/tenants", strings.NewReader(`{"name": "Gone"}`))
+		req.Header.Set("Authorization", "Bearer "+op)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		app.Server.Handler().ServeHTTP(rec, req)
+		if rec.Code == http.StatusInternalServerError {
+			t.Fatalf("client gone: 500 %s", rec.Body)
+		}
+	}
+	if strings.Contains(app.Logs.String(), `"level":"ERROR"`) {
+		t.Fatalf("a client leaving was logged as an error:\n%s", app.Logs.String())
+	}
 }

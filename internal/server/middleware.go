@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,14 +35,24 @@ const (
 func logTenant(c *gin.Context, tenantID string) { c.Set(ctxLogTenant, tenantID) }
 
 // fail writes err and stops the chain. A database that is closing is 503, so that a sender
-// retries instead of counting a shutdown as its own fault.
+// retries instead of counting a shutdown as its own fault. A client that left before the answer
+// (its request's context ended) is no server error: nothing was acknowledged, and the request
+// line says 499, as nginx does, instead of an ERROR with a 500.
 func (s *Server) fail(c *gin.Context, err error) {
 	if errors.Is(err, store.ErrClosed) {
 		err = domain.Errorf(domain.EUNAVAILABLE, "shutting down; retry shortly")
 	}
+	if (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && c.Request.Context().Err() != nil {
+		c.Status(statusClientClosed)
+		c.Abort()
+		return
+	}
 	web.WriteError(c.Writer, c.Request, s.Log, err)
 	c.Abort()
 }
+
+// statusClientClosed is nginx's "client closed request": shown in logs and metrics only.
+const statusClientClosed = 499
 
 // requestID takes a sane X-Request-Id from the caller (so a trace can span systems) or makes one,
 // and echoes it on every response.
