@@ -503,3 +503,15 @@ func TestLanguageCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestUserFilterExplainsAnUnescapedPlus: ?phone=+1555… arrives as " 1555…" (a "+" in a query
+// is a space); the answer says to write %2B.
+func TestUserFilterExplainsAnUnescapedPlus(t *testing.T) {
+	_, err := UserFilter{Phone: " 15555550123"}.StoreFilter("ten_x")
+	if err == nil || !strings.Contains(err.Error(), "a leading + must be written %2B") {
+		t.Fatalf("unescaped +: %v", err)
+	}
+	if _, err := (UserFilter{Phone: "+15555550123"}).StoreFilter("ten_x"); err != nil {
+		t.Fatalf("escaped +: %v", err)
+	}
+}

@@ -77,6 +77,10 @@ func (f UserFilter) StoreFilter(tenantID string) (store.ProfileFilter, error) {
 	}
 	if f.Phone != "" {
 		set++
+		if strings.HasPrefix(f.Phone, " ") && strings.TrimSpace(f.Phone) != "" {
+			// A "+" in a query string reads as a space: "?phone=+1555…" arrives as " 1555…".
+			return out, domain.Errorf(domain.EINVALID, "phone: begins with a space; a leading + must be written %%2B in a URL (?phone=%%2B15555550123)")
+		}
 		p, reason := normalizePhone(strings.TrimSpace(f.Phone))
 		if reason != "" {
 			return out, domain.Errorf(domain.EINVALID, "phone: %s", reason)
