@@ -116,6 +116,24 @@ func (h *harness) statuses(tenantID string) map[string]int {
 	return out
 }
 
+// waitFor waits until f selects n deliveries of the tenant, and returns them.
+func (h *harness) waitFor(f store.DeliveryFilter, n int) []*store.Delivery {
+	h.t.Helper()
+	f.Limit = 1000
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ds, _, err := h.db.Deliveries(context.Background(), f)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if len(ds) == n {
+			return ds
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("deliveries matching %+v: %d, want %d", f, len(ds), n)
+		}
+	}
+}
+
 func (h *harness) waitStatus(tenantID, status string, n int, timeout time.Duration) {
 	h.t.Helper()
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -170,14 +188,8 @@ func TestFailedAttemptShowsStatusAndAnswer(t *testing.T) {
 	tid := h.tenant("wk_down")
 	h.fake.Script("wk_down", fakesegment.Reply{Status: 502})
 	h.enqueue(tid, 2, delivery.MaxAge)
-	var ds []*store.Delivery
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ds, _, _ = h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed, Limit: 10})
-		if len(ds) == 2 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if len(ds) != 2 || ds[0].LastError != `502 {"success": false}` || ds[0].Attempts != 1 {
+	ds := h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 2)
+	if ds[0].LastError != `502 {"success": false}` || ds[0].Attempts != 1 {
 		t.Fatalf("failed deliveries: %d, first %+v", len(ds), ds[0])
 	}
 	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, delivery.MaxAge)
@@ -213,15 +225,7 @@ func TestRejectedWriteKeyPausesTheLane(t *testing.T) {
 	}
 	// More deliveries are held with the reason, unsent and uncounted.
 	h.enqueueFrom(tid, 3, 2, delivery.MaxAge)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		held, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Reason: delivery.ReasonKeyRejected, Limit: 10})
-		if len(held) == 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("held for the rejected key: %d of 5", len(held))
-		}
-	}
+	h.waitFor(store.DeliveryFilter{TenantID: tid, Reason: delivery.ReasonKeyRejected}, 5)
 	if n := len(h.fake.Requests("wk_revoked")); n != 1 {
 		t.Fatalf("%d requests with a rejected key; want 1", n)
 	}
@@ -301,13 +305,9 @@ func TestWaitsForWriteKey(t *testing.T) {
 	tid := h.tenant("")
 	h.enqueue(tid, 3, delivery.MaxAge)
 	// Without a key the rows go back to pending with the reason, attempts not counted.
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Limit: 10})
-		if len(ds) == 3 && ds[0].Reason == delivery.ReasonNoWriteKey && ds[0].Status == store.StatusPending && ds[0].Attempts == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries without a write key: %+v", ds[0])
+	for _, d := range h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusPending, Reason: delivery.ReasonNoWriteKey}, 3) {
+		if d.Attempts != 0 {
+			t.Fatalf("a delivery waiting for a write key counts %d attempts", d.Attempts)
 		}
 	}
 	h.key(tid, "wk_late")
@@ -364,15 +364,7 @@ func TestNewKeySendsWhatWaitsForItsNextAttempt(t *testing.T) {
 		return fakesegment.Reply{}
 	})
 	h.enqueue(tid, 4, delivery.MaxAge)
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed, Limit: 10})
-		if len(ds) == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("failed deliveries: %d of 4", len(ds))
-		}
-	}
+	h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 4)
 	h.key(tid, "wk_right_workspace")
 	h.engine.Notify(tid)
 	h.waitStatus(tid, store.StatusDelivered, 4, 60*time.Second) // not after the hour's backoff
@@ -387,14 +379,8 @@ func TestDialTimeGuardRefusesPrivateEndpoints(t *testing.T) {
 	h.engine.Start(context.Background())
 	tid := h.tenant("wk_inside")
 	h.enqueue(tid, 1, delivery.MaxAge)
-	var ds []*store.Delivery
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ds, _, _ = h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed, Limit: 10})
-		if len(ds) == 1 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if len(ds) != 1 || !strings.Contains(ds[0].LastError, "refused by the outbound policy") {
+	ds := h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 1)
+	if !strings.Contains(ds[0].LastError, "refused by the outbound policy") {
 		t.Fatalf("delivery to a loopback endpoint without the allow-list: %+v", ds)
 	}
 	if n := len(h.fake.Requests("wk_inside")); n != 0 {
