@@ -30,8 +30,17 @@ const (
 // Retention is how far back SparkPost's Events API reaches.
 const Retention = 10 * 24 * time.Hour
 
-// maxPageBytes bounds one page's body: 10,000 events of a few KB each, with room to spare.
-const maxPageBytes = 256 << 20
+// maxPageBytes caps one page's body as a webhook body is capped (server.HookBodyLimit, 16 MiB):
+// a page is held in memory and stored as inbox batches, and back-fill must not bring in what the
+// hook would refuse. A larger page is a failed attempt, and the next asks for a quarter of the
+// events (pageShrink) until pages fit.
+const maxPageBytes = 16 << 20
+
+// pageShrink divides per_page after a page too large: 10,000 comes down to 1 in seven attempts.
+const pageShrink = 4
+
+// sparkpostPerPage is the Events API's page size when a URL names none.
+const sparkpostPerPage = 1000
 
 // page is one answer of GET /api/v1/events/message.
 type page struct {
@@ -70,6 +79,8 @@ type client struct {
 	// failed is told about each failed attempt at a page, before the wait when another attempt
 	// follows (retrying), for the job's progress; its error ends the job.
 	failed func(err error, retrying bool) error
+	// perPage, once a page was too large, caps per_page of every later request (0: no cap).
+	perPage int
 }
 
 // firstPage is the search URL of the window [from, to): SparkPost takes minutes
@@ -123,6 +134,7 @@ func (e *errStatus) Error() string {
 // SparkPost sends one) up to maxAttempts in a row.
 func (c *client) get(ctx context.Context, u *url.URL) (*page, error) {
 	for attempt := 1; ; attempt++ {
+		u = c.capPerPage(u)
 		p, retryAfter, err := c.once(ctx, u)
 		if err == nil {
 			return p, nil
@@ -131,17 +143,25 @@ func (c *client) get(ctx context.Context, u *url.URL) (*page, error) {
 			return nil, ctx.Err()
 		}
 		var final *errStatus
-		retrying := !errors.As(err, &final) && attempt < c.maxAttempts
+		var big *errPageTooLarge
+		tooLarge := errors.As(err, &big)
+		retrying := attempt < c.maxAttempts && (tooLarge && big.perPage > 1 || !tooLarge && !errors.As(err, &final))
 		if c.failed != nil {
 			if ferr := c.failed(err, retrying); ferr != nil {
 				return nil, ferr
 			}
 		}
-		if final != nil {
+		if final != nil || tooLarge && big.perPage <= 1 {
 			return nil, err
 		}
 		if !retrying {
 			return nil, fmt.Errorf("gave up after %d attempts: %s", attempt, err.Error())
+		}
+		if tooLarge {
+			// Not SparkPost's overload: the smaller page is asked for at once, and every later
+			// page keeps the smaller size.
+			c.perPage = max(big.perPage/pageShrink, 1)
+			continue
 		}
 		t := time.NewTimer(c.backoff(attempt, retryAfter))
 		select {
@@ -151,6 +171,38 @@ func (c *client) get(ctx context.Context, u *url.URL) (*page, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// errPageTooLarge is a page past maxPageBytes, asked for with perPage events.
+type errPageTooLarge struct{ perPage int }
+
+func (e *errPageTooLarge) Error() string {
+	if e.perPage <= 1 {
+		return fmt.Sprintf("SparkPost sent one event larger than %d MiB, the most a webhook batch may hold; it cannot be stored", maxPageBytes>>20)
+	}
+	return fmt.Sprintf("SparkPost's page of per_page=%d is larger than %d MiB, the most a webhook batch may hold; asking for %d events a page",
+		e.perPage, maxPageBytes>>20, max(e.perPage/pageShrink, 1))
+}
+
+// requestedPerPage is the per_page u asks for.
+func requestedPerPage(u *url.URL) int {
+	if n, err := strconv.Atoi(u.Query().Get("per_page")); err == nil && n > 0 {
+		return n
+	}
+	return sparkpostPerPage
+}
+
+// capPerPage returns u asking for at most c.perPage events (links.next repeats the per_page of
+// the request it answers, which may be from before the cap).
+func (c *client) capPerPage(u *url.URL) *url.URL {
+	if c.perPage <= 0 || requestedPerPage(u) <= c.perPage {
+		return u
+	}
+	q := u.Query()
+	q.Set("per_page", strconv.Itoa(c.perPage))
+	capped := *u
+	capped.RawQuery = q.Encode()
+	return &capped
 }
 
 // errRetry is an answer worth trying again.
@@ -182,14 +234,17 @@ func (c *client) once(ctx context.Context, u *url.URL) (*page, time.Duration, er
 	default:
 		return nil, 0, &errStatus{status: resp.StatusCode, message: sparkpostError(resp.Body)}
 	}
-	var p page
+	if resp.ContentLength > maxPageBytes {
+		return nil, 0, &errPageTooLarge{perPage: requestedPerPage(u)}
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBytes+1))
+	if len(body) > maxPageBytes || errors.Is(err, outbound.ErrBodyTooLarge) {
+		return nil, 0, &errPageTooLarge{perPage: requestedPerPage(u)}
+	}
 	if err != nil {
 		return nil, 0, &errRetry{msg: "reading the page: " + err.Error()}
 	}
-	if len(body) > maxPageBytes {
-		return nil, 0, &errStatus{status: resp.StatusCode, message: "page larger than 256 MiB"}
-	}
+	var p page
 	if err := json.Unmarshal(body, &p); err != nil {
 		return nil, 0, &errStatus{status: resp.StatusCode, message: "the page is not the Events API's JSON: " + err.Error()}
 	}

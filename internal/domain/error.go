@@ -15,6 +15,7 @@ const (
 	ENOTFOUND       = "not_found"          // 404
 	EMETHOD         = "method_not_allowed" // 405
 	ECONFLICT       = "conflict"           // 409
+	ETIMEOUT        = "request_timeout"    // 408: the request body did not arrive in time
 	ETOOLARGE       = "body_too_large"     // 413
 	EUNSUPPORTED    = "unsupported_type"   // 415
 	ETOOMANY        = "too_many_requests"  // 429: slow down; Retry-After says when

@@ -16,7 +16,6 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/destination"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
-	"github.com/switchboard-hub/switchboard/internal/web"
 )
 
 // DestinationConfig is what the Segment-destination (direction B) handlers need.
@@ -124,7 +123,7 @@ func (h *destHandlers) hook(c *gin.Context) {
 		h.s.authFailed(c, did, domain.Errorf(domain.EUNAUTHORIZED, "the API key is not this destination's (send Authorization: Bearer <api_key>)"))
 		return
 	}
-	body, err := web.ReadBody(c.Writer, c.Request, HookBodyLimit)
+	body, err := h.s.readHookBody(c, d.tenantID)
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -20,6 +20,9 @@ import (
 const (
 	DefaultPerPage = 1000
 	MaxPerPage     = 10000
+	// MaxPageBytes caps the results of one page: a page of large events ends early, with
+	// links.next, rather than build an answer of 10,000 of them in memory.
+	MaxPageBytes = 8 << 20
 	// maxListValues bounds one comma-separated filter (SparkPost's 4,096-byte URI limit allows
 	// a few hundred; this is well past it).
 	maxListValues = 1000

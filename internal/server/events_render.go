@@ -300,10 +300,13 @@ func appendCellValue(dst, v []byte) []byte {
 }
 
 // WriteEventsCSV streams every event eq selects to w as CSV with a header row, newest first,
-// in constant memory, and returns how many it wrote. progress, when set, is told the running
-// count every few thousand events.
+// in constant memory, and returns how many it wrote. The events are read a chunk at a time and
+// written with no database connection held (store.ExportEmailEvents), so a slow w delays only
+// this export; the first error of w ends it and is returned as w gave it. progress, when set,
+// is told the running count every few thousand events.
 func WriteEventsCSV(ctx context.Context, db *store.DB, eq *EventQuery, w io.Writer, progress func(int)) (int, error) {
-	enc := newCSVEncoder(w, eq.Fields, eq.Location)
+	sw := &stickyWriter{w: w}
+	enc := newCSVEncoder(sw, eq.Fields, eq.Location)
 	enc.header()
 	n := 0
 	err := db.ExportEmailEvents(ctx, eq.Filter, func(e *store.EmailEvent) error {
@@ -312,7 +315,7 @@ func WriteEventsCSV(ctx context.Context, db *store.DB, eq *EventQuery, w io.Writ
 		if progress != nil && n%5000 == 0 {
 			progress(n)
 		}
-		return nil
+		return sw.err
 	})
 	if ferr := enc.w.Flush(); err == nil {
 		err = ferr
@@ -320,6 +323,22 @@ func WriteEventsCSV(ctx context.Context, db *store.DB, eq *EventQuery, w io.Writ
 	if progress != nil {
 		progress(n)
 	}
+	return n, err
+}
+
+// stickyWriter remembers the first error of w, so that an export stops at a failed write
+// instead of rendering the rest for nobody (bufio.Writer keeps the error but does not say).
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
 	return n, err
 }
 

@@ -42,7 +42,7 @@ func (s *Server) sparkpostHook(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	body, err := web.ReadBody(c.Writer, c.Request, HookBodyLimit)
+	body, err := s.readHookBody(c, src.TenantID)
 	if err != nil {
 		s.fail(c, err)
 		return

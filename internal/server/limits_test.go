@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/server"
 )
 
 // TestHookMemoryIsBounded holds the whole hook-memory budget with one slow 16 MiB upload and
@@ -32,7 +34,7 @@ func TestHookMemoryIsBounded(t *testing.T) {
 		slowDone <- resp.StatusCode
 	}()
 	pw.Write([]byte("[")) // the slow upload has started and holds its reservation
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "the slow upload to hold its reservation", func() bool { return hookReserved(t, app) == 16<<20 })
 
 	// A second full-size post needs room in the budget too.
 	big := "[" + strings.Repeat(" ", 16<<20-2) + "]"
@@ -54,5 +56,29 @@ func TestHookMemoryIsBounded(t *testing.T) {
 	}
 	if status, _, _ := app.Do("POST", "/hooks/sparkpost/"+src.ID, "", `[]`, "Authorization", auth); status != 200 {
 		t.Fatalf("after the budget freed up: %d", status)
+	}
+}
+
+// TestHookMemoryBudgetIsGlobal: tenant shares do not add up to more than the budget. With 32 MiB
+// in all and 16 MiB a tenant, two tenants' uploads fill it; a third tenant's large post is told
+// to come back (503 + Retry-After), and finds room once the uploads are gone.
+func TestHookMemoryBudgetIsGlobal(t *testing.T) {
+	app := newHookLimitsApp(t, server.Config{HookMemory: 32 << 20, HookMemoryPerTenant: 16 << 20, HookBodyTimeout: 10 * time.Minute})
+	a, b, c := newHookTenant(t, app, "A"), newHookTenant(t, app, "B"), newHookTenant(t, app, "C")
+
+	ua := openRawHook(t, app, a.Source, a.SourceAuth, 16<<20, "[")
+	ub := openRawHook(t, app, b.Destination, b.DestinationAuth, 16<<20, "[")
+	waitFor(t, "A's and B's uploads to fill the budget", func() bool { return hookReserved(t, app) == 32<<20 })
+
+	big := "[" + strings.Repeat(" ", 16<<20-2) + "]"
+	status, body, h := app.Do("POST", c.Source, "", big, "Authorization", c.SourceAuth)
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Fatalf("C's large post while A and B fill the budget: %d %s, Retry-After %q", status, body, h.Get("Retry-After"))
+	}
+	ua.conn.Close()
+	ub.conn.Close()
+	waitFor(t, "the uploads' room to be given back", func() bool { return hookReserved(t, app) == 0 })
+	if status, body, _ := app.Do("POST", c.Source, "", big, "Authorization", c.SourceAuth); status != 200 {
+		t.Fatalf("C's large post after the budget freed up: %d %s", status, body)
 	}
 }

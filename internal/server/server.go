@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/outbound"
@@ -58,8 +57,19 @@ type Config struct {
 	// BodyLimit overrides AdminBodyLimit (tests use a small one).
 	BodyLimit int64
 
-	// HookMemory bounds the webhook body bytes read at once (DefaultHookMemory when 0).
+	// HookMemory bounds the webhook body bytes read at once, all tenants together
+	// (DefaultHookMemory when 0).
 	HookMemory int64
+
+	// HookMemoryPerTenant bounds one tenant's share of HookMemory (when 0: a quarter of it, at
+	// least one full-size body), so that one tenant cannot take the room others need.
+	HookMemoryPerTenant int64
+
+	// HookBodyTimeout and HookBodyRate bound how long an authenticated hook body may take to
+	// arrive: HookBodyTimeout plus its size at HookBodyRate bytes per second (DefaultHookBodyTimeout
+	// and DefaultHookBodyRate when 0). A slower body is answered 408 and its room given back.
+	HookBodyTimeout time.Duration
+	HookBodyRate    int64
 
 	// MaxConnections caps open client connections (DefaultMaxConnections when 0).
 	MaxConnections int
@@ -67,6 +77,10 @@ type Config struct {
 	// MaxBatchEvents caps the events of one SparkPost batch (DefaultMaxBatchEvents when 0);
 	// a larger batch is answered 413.
 	MaxBatchEvents int
+
+	// EventReads bounds the email-events reads: concurrency per tenant and in all, the write
+	// deadline and the bytes of a page (zero fields: the defaults).
+	EventReads EventReadLimits
 
 	// Wake tells the outbox engine of target that a tenant may have deliveries due now.
 	Wake func(target, tenantID string)
@@ -81,8 +95,9 @@ type Server struct {
 	Config
 	engine     *gin.Engine
 	metrics    *httpMetrics
-	hookMemory *semaphore.Weighted
+	hookBudget *hookBudget
 	authFails  *authLimiter
+	eventReads *eventReads
 }
 
 // New builds the router.
@@ -103,7 +118,8 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), authFails: newAuthLimiter(), hookMemory: newHookMemory(cfg.HookMemory)}
+	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), authFails: newAuthLimiter(), hookBudget: newHookBudget(cfg, cfg.Registry)}
+	s.eventReads = newEventReads(cfg.EventReads, cfg.DB, cfg.Registry)
 	s.engine = s.routes()
 	return s
 }

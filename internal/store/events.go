@@ -206,28 +206,91 @@ func (db *DB) EachEmailEvent(ctx context.Context, f EventFilter, fn func(*EmailE
 	return rows.Err()
 }
 
-// exportChunk is how many events one query of ExportEmailEvents reads: small enough that no read
-// transaction lives long (the WAL can be checkpointed meanwhile), large enough to be cheap.
-const exportChunk = 2000
+// EventChunk is a run of events read at once and held in memory, so that the read connection is
+// back in the pool before any of them is written to a client: a client that stops reading must
+// never hold one of the few read connections that hooks and the admin API need. Reuse one chunk
+// for every read of a search; it keeps its buffers.
+type EventChunk struct {
+	Events []EmailEvent
+	bodies []byte // the events' bodies, end to end
+	ends   []int  // where each event's body ends in bodies
+}
+
+// Bytes is the size of the chunk's bodies.
+func (c *EventChunk) Bytes() int { return len(c.bodies) }
+
+// ReadEmailEvents reads into c the next events of f after f's cursor, newest first: at most
+// f.Limit, and no more once their bodies reach maxBytes (at least one event; maxBytes <= 0 does
+// not bound). The rows are closed when it returns. more reports that the read stopped at a
+// bound, so events may follow the last one; false means f has no more.
+func (db *DB) ReadEmailEvents(ctx context.Context, f EventFilter, maxBytes int, c *EventChunk) (more bool, err error) {
+	c.Events, c.bodies, c.ends = c.Events[:0], c.bodies[:0], c.ends[:0]
+	q, args := f.pageQuery()
+	rows, err := db.reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	var ts, delivered int64
+	var body sql.RawBytes
+	for rows.Next() {
+		c.Events = append(c.Events, EmailEvent{})
+		e := &c.Events[len(c.Events)-1]
+		*e = EmailEvent{TenantID: f.TenantID}
+		if err := rows.Scan(&e.ID, &e.SourceID, &e.EventID, &e.Type, &e.Wrapper, &ts, &body, &e.Status, &e.Reason,
+			&e.SegmentMessageID, &e.DeliveryStatus, &delivered); err != nil {
+			return false, err
+		}
+		e.Time, e.DeliveredAt = fromMillis(ts), fromMillis(delivered)
+		c.bodies = append(c.bodies, body...)
+		c.ends = append(c.ends, len(c.bodies))
+		if maxBytes > 0 && len(c.bodies) >= maxBytes {
+			more = true
+			break
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	// bodies has stopped growing: the slices can point into it now.
+	start := 0
+	for i, end := range c.ends {
+		c.Events[i].Body = c.bodies[start:end:end]
+		start = end
+	}
+	return more || len(c.Events) == f.Limit, nil
+}
+
+// Export chunks: small enough that a chunk costs little memory and no read transaction lives
+// long (the WAL can be checkpointed meanwhile), large enough that the query per chunk is cheap.
+const (
+	exportChunkRows  = 500
+	exportChunkBytes = 512 << 10
+)
 
 // ExportEmailEvents calls fn for every event f selects (from f's cursor on; f.Limit is ignored),
-// newest first, reading a chunk at a time so that memory stays flat whatever the count. The event
-// is reused as in EachEmailEvent.
+// newest first. It reads a chunk at a time (ReadEmailEvents) and calls fn only with the chunk's
+// rows closed, so memory stays flat whatever the count and a slow fn (a client that reads
+// slowly, or not at all) holds no database connection. The event and its Body are valid until
+// fn returns.
 func (db *DB) ExportEmailEvents(ctx context.Context, f EventFilter, fn func(*EmailEvent) error) error {
-	f.Limit = exportChunk
+	f.Limit = exportChunkRows
+	var c EventChunk
 	for {
-		n := 0
-		var lastTime time.Time
-		var lastID int64
-		err := db.EachEmailEvent(ctx, f, func(e *EmailEvent) error {
-			n++
-			lastTime, lastID = e.Time, e.ID
-			return fn(e)
-		})
-		if err != nil || n < f.Limit {
+		more, err := db.ReadEmailEvents(ctx, f, exportChunkBytes, &c)
+		if err != nil {
 			return err
 		}
-		f.BeforeTime, f.BeforeID = lastTime, lastID
+		for i := range c.Events {
+			if err := fn(&c.Events[i]); err != nil {
+				return err
+			}
+		}
+		if !more || len(c.Events) == 0 {
+			return nil
+		}
+		last := &c.Events[len(c.Events)-1]
+		f.BeforeTime, f.BeforeID = last.Time, last.ID
 	}
 }
 

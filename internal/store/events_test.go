@@ -314,3 +314,82 @@ func TestExportReadsEveryEventInChunks(t *testing.T) {
 		t.Fatalf("exported %d of %d: %v", len(seen), len(evs), err)
 	}
 }
+
+// TestReadEmailEventsBoundsAndReleases: a chunk stops at its row or byte bound (at least one
+// event), says whether more may follow, and is read with its rows closed: no read connection is
+// in use once it returns, nor while an export hands events on.
+func TestReadEmailEventsBoundsAndReleases(t *testing.T) {
+	db := MustOpenDB(t)
+	ctx := context.Background()
+	tn, _ := db.CreateTenant(ctx, "A")
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var evs []ev
+	for i := range 50 {
+		evs = append(evs, ev{id: fmt.Sprintf("r%02d", i), typ: "delivery", at: t0.Add(time.Duration(i) * time.Second)})
+	}
+	seed(t, db, tn.ID, evs...)
+	f := store.EventFilter{TenantID: tn.ID}
+	var c store.EventChunk
+	read := func(limit, maxBytes int) (got []string, more bool) {
+		t.Helper()
+		f.Limit = limit
+		more, err := db.ReadEmailEvents(ctx, f, maxBytes, &c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := db.Reader().Stats().InUse; n != 0 {
+			t.Fatalf("%d read connections in use after the chunk was read", n)
+		}
+		for _, e := range c.Events {
+			var body struct {
+				EventID string `json:"event_id"`
+			}
+			if json.Unmarshal(e.Body, &body) != nil || body.EventID != e.EventID {
+				t.Fatalf("event %s has the body %s", e.EventID, e.Body)
+			}
+			got = append(got, e.EventID)
+		}
+		return got, more
+	}
+
+	if got, more := read(20, 0); len(got) != 20 || got[0] != "r49" || !more {
+		t.Fatalf("20 rows: %v (more %v)", got, more)
+	}
+	if got, more := read(100, 0); len(got) != 50 || more {
+		t.Fatalf("all rows: %d (more %v)", len(got), more)
+	}
+	bodyLen := len(c.Events[0].Body)
+	if got, more := read(100, 3*bodyLen-1); len(got) != 3 || !more || c.Bytes() < 3*bodyLen-1 {
+		t.Fatalf("byte bound of about three bodies: %v (more %v, %d bytes)", got, more, c.Bytes())
+	}
+	// The byte bound never stops a chunk before its first event; following the cursor one
+	// event at a time reads every event once, and the last chunk says there is no more.
+	var all []string
+	f.BeforeTime, f.BeforeID = time.Time{}, 0
+	for more := true; more; {
+		var got []string
+		if got, more = read(100, 1); len(got) > 1 || more && len(got) != 1 {
+			t.Fatalf("byte bound of 1: %v (more %v)", got, more)
+		}
+		all = append(all, got...)
+		if len(got) > 0 {
+			f.BeforeTime, f.BeforeID = c.Events[0].Time, c.Events[0].ID
+		}
+	}
+	if len(all) != 50 || all[0] != "r49" || all[49] != "r00" || len(slices.Compact(slices.Clone(all))) != 50 {
+		t.Fatalf("one by one: %v", all)
+	}
+
+	// An export hands on each event with no connection held.
+	n := 0
+	err := db.ExportEmailEvents(ctx, store.EventFilter{TenantID: tn.ID}, func(e *store.EmailEvent) error {
+		if in := db.Reader().Stats().InUse; in != 0 {
+			return fmt.Errorf("%d read connections in use while %s is handed on", in, e.EventID)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != 50 {
+		t.Fatalf("exported %d: %v", n, err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -26,6 +27,7 @@ var codes = map[string]int{
 	domain.ENOTFOUND:       http.StatusNotFound,
 	domain.EMETHOD:         http.StatusMethodNotAllowed,
 	domain.ECONFLICT:       http.StatusConflict,
+	domain.ETIMEOUT:        http.StatusRequestTimeout,
 	domain.ETOOLARGE:       http.StatusRequestEntityTooLarge,
 	domain.EUNSUPPORTED:    http.StatusUnsupportedMediaType,
 	domain.ETOOMANY:        http.StatusTooManyRequests,
@@ -77,7 +79,8 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// ReadBody reads at most limit bytes of the request body; a larger body is ETOOLARGE.
+// ReadBody reads at most limit bytes of the request body; a larger body is ETOOLARGE, one that
+// misses the connection's read deadline ETIMEOUT.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, domain.Errorf(domain.ETOOLARGE, "request body is larger than %d bytes", limit)
@@ -86,6 +89,8 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, domain.Errorf(domain.ETOOLARGE, "request body is larger than %d bytes", limit)
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, domain.Errorf(domain.ETIMEOUT, "the request body did not arrive in time (%d bytes came before the deadline); send it again, faster or smaller", len(b))
 	} else if err != nil {
 		return nil, domain.Errorf(domain.EINVALID, "could not read the request body: %v", err)
 	}
