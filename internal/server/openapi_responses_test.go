@@ -488,6 +488,7 @@ func TestSegmentResponsesMatchOpenAPI(t *testing.T) {
 		}
 	}
 	eventually(t, "the workflow deliveries to settle", func() bool {
+		page.Results = nil // decode afresh: an absent last_error must not keep an earlier poll's
 		call(t, a.TestApp, 200, &page, "GET", a.path("/deliveries?target=workflow"), tok, nil)
 		settled := 0
 		for _, del := range page.Results {
