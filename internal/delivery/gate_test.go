@@ -3,6 +3,7 @@ package delivery
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -152,5 +153,18 @@ func TestGateMakesOneRequestPerBatch(t *testing.T) {
 	}
 	if s := served.Load(); s > 16<<20 {
 		t.Fatalf("the gate read %d bytes of an error answer", s)
+	}
+}
+
+// TestAnalyticsLogNeverSaysDropped: analytics-go's "messages dropped" lines are not logged at
+// any level, since Switchboard retries those messages from the database.
+func TestAnalyticsLogNeverSaysDropped(t *testing.T) {
+	var buf strings.Builder
+	l := analyticsLogger{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), tenantID: "ten_x"}
+	l.Errorf("%d messages dropped because they failed to be sent after %d attempts", 2, 10)
+	l.Errorf("%d messages dropped because they failed to be sent and the client was closed", 2)
+	l.Errorf("sending request - %s", "boom")
+	if strings.Contains(buf.String(), "dropped") || !strings.Contains(buf.String(), "sending request - boom") {
+		t.Fatalf("log: %s", buf.String())
 	}
 }

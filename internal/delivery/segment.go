@@ -618,6 +618,12 @@ func (l analyticsLogger) Logf(format string, args ...any) {
 }
 
 func (l analyticsLogger) Errorf(format string, args ...any) {
+	if strings.Contains(format, "dropped") {
+		// "N messages dropped because they failed to be sent…": analytics-go gives up on its
+		// batch, Switchboard does not (the deliveries wait in the database for their next
+		// attempt); saying "dropped" would be untrue.
+		return
+	}
 	detail := fmt.Sprintf(format, args...)
 	level := slog.LevelDebug
 	if strings.HasPrefix(format, "panic") || strings.HasPrefix(format, "marshalling") {
