@@ -15,8 +15,11 @@ import (
 )
 
 // Processor is the worker between the inbox and the outbox: it splits each committed SparkPost
-// batch into events, maps them to Segment track calls and commits events and deliveries together
-// with the batch's "processed" mark, so a crash anywhere means the batch is simply done again.
+// batch into events, maps them to Segment track calls and commits events and deliveries with
+// store.CommitProcessed: in short background transactions that every tenant's webhook acks go
+// ahead of, the batch's "processed" mark with the last one. A crash anywhere means the batch is
+// simply done again; what was committed before it is recognised by event_id, never stored or
+// queued twice.
 type Processor struct {
 	db  *store.DB
 	log *slog.Logger
@@ -179,7 +182,7 @@ func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
 	p.log.Info("sparkpost batch processed",
 		"tenant_id", b.TenantID, "source_id", b.SourceID, "batch_id", b.BatchID, "inbox_id", b.ID,
 		"events", len(elems), "new", pb.Inserted, "duplicates", pb.Duplicates, "queued", pb.Queued,
-		"ms", float64(time.Since(start).Microseconds())/1000)
+		"transactions", pb.Chunks, "ms", float64(time.Since(start).Microseconds())/1000)
 	if p.Observe != nil {
 		p.Observe(b.TenantID, len(elems), pb.Inserted, pb.Queued)
 	}

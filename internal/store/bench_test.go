@@ -57,7 +57,7 @@ func BenchmarkGroupCommit(b *testing.B) {
 }
 
 // BenchmarkCommitProcessed commits what the processor makes of one 1,000-event SparkPost batch:
-// 1,000 events with 1 KB bodies and 1,000 Segment deliveries, in one transaction.
+// 1,000 events with 1 KB bodies and 1,000 Segment deliveries, in CommitProcessed's chunks.
 func BenchmarkCommitProcessed(b *testing.B) {
 	db := MustOpenDB(b)
 	ctx := context.Background()

@@ -113,70 +113,171 @@ type ProcessedBatch struct {
 	// Duplicates is set by CommitProcessed: events whose event_id was already stored, by an
 	// earlier batch or earlier in this one, and so were not stored again.
 	Duplicates int
+	Chunks     int // set by CommitProcessed: the transactions it took
 }
 
+// A processed batch is committed in chunks, each a transaction that holds the writer for a
+// bounded time, so that a foreground write (another tenant's webhook ack) waits for the end of
+// one chunk, never for a whole batch. A chunk takes at most chunkEvents events and chunkBytes of
+// bodies and payloads, and stops taking more once it has run for chunkTime; and it ends early,
+// once it has run for chunkYield, as soon as a foreground write is waiting. Measured on a
+// 2-core machine (TestAcksDoNotWaitBehindProcessing, 10,000-event batches, 100 acks/s): in one
+// transaction per batch, acks waited p50 330 ms, p99 0.7–1.2 s; in chunks, p50 20 ms, p99
+// 90–100 ms, at 10–15% fewer events/s (a commit per chunk). A shorter chunkYield (10 ms) halves
+// the p50 but costs another 15% of events/s; the p99 is set by the large batches' own acks.
+const (
+	chunkEvents = 2000
+	chunkBytes  = 4 << 20
+	chunkTime   = 100 * time.Millisecond
+	chunkYield  = 25 * time.Millisecond
+)
+
 // CommitProcessed stores a batch's events (each once per tenant by event_id), creates one
-// delivery per new queued event, and marks the batch processed — all in one transaction, so that
-// a crash at any point leaves the batch to be processed again from the start.
+// delivery per new queued event, and marks the batch processed. It commits in chunks on the
+// background lane (WriteBulk), each chunk's events together with their deliveries, and the
+// processed mark with the last chunk. A crash or error between chunks leaves the batch
+// unprocessed, to be done again from the start: the chunks already committed then conflict on
+// (tenant_id, event_id) and neither their events nor their deliveries are stored twice.
+// Inserted and Queued count what this call stored; Duplicates counts from the stored rows, so
+// it is right however many runs the batch took.
 func (db *DB) CommitProcessed(ctx context.Context, p *ProcessedBatch) error {
-	return db.WriteBulk(ctx, func(tx *sql.Tx) error {
-		now := db.Now()
-		p.Inserted, p.Queued, p.Duplicates = 0, 0, 0
-		ins, err := tx.Prepare(`INSERT INTO email_events (tenant_id, source_id, inbox_id, event_id, type, wrapper, ts, recipient, message_id,
-			campaign_id, template_id, transmission_id, subaccount_id, bounce_class, body, status, reason, segment_message_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))
-			ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id`)
+	return db.commitProcessed(ctx, p, chunkLimits{events: chunkEvents, bytes: chunkBytes, time: chunkTime,
+		yield: chunkYield, waiting: db.commit.foregroundWaiting})
+}
+
+// chunkLimits bound one transaction of CommitProcessed; it always takes at least one event.
+type chunkLimits struct {
+	events, bytes int
+	time          time.Duration
+	// After yield, the chunk ends as soon as waiting reports a foreground write waiting.
+	yield   time.Duration
+	waiting func() bool
+}
+
+// full reports whether a chunk that took n events of size bytes since start must stop before
+// the next event (of next bytes).
+func (lim chunkLimits) full(n, size, next int, start time.Time) bool {
+	if n == 0 {
+		return false
+	}
+	if n == lim.events || size+next > lim.bytes {
+		return true
+	}
+	ran := time.Since(start)
+	return ran >= lim.time || lim.waiting != nil && ran >= lim.yield && lim.waiting()
+}
+
+func (db *DB) commitProcessed(ctx context.Context, p *ProcessedBatch, lim chunkLimits) error {
+	p.Inserted, p.Queued, p.Duplicates, p.Chunks = 0, 0, 0, 0
+	events := p.Events
+	for {
+		var c chunk
+		var duplicates int
+		done := false
+		err := db.WriteBulk(ctx, func(tx *sql.Tx) error {
+			c, done = chunk{}, false
+			now := db.Now()
+			var err error
+			if c, err = insertEvents(tx, now, p, events, lim); err != nil {
+				return err
+			}
+			if c.taken < len(events) {
+				return nil
+			}
+			done = true
+			duplicates, err = markProcessed(tx, now, p, p.Inserted+c.inserted)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		defer ins.Close()
-		insDelivery, err := prepareDeliveryInsert(tx)
-		if err != nil {
-			return err
+		p.Inserted, p.Queued, p.Chunks = p.Inserted+c.inserted, p.Queued+c.queued, p.Chunks+1
+		if done {
+			p.Duplicates = duplicates
+			return nil
 		}
-		defer insDelivery.Close()
-		b := p.Batch
-		for _, e := range p.Events {
-			ts := e.Time
-			if ts.IsZero() {
-				ts = b.ReceivedAt
-			}
-			err := ins.QueryRow(b.TenantID, b.SourceID, b.ID, e.EventID, e.Type, e.Wrapper, toMillis(ts), e.Recipient, e.MessageID,
-				e.CampaignID, e.TemplateID, e.TransmissionID, e.SubaccountID, e.BounceClass, e.Body, e.Status, e.Reason, e.SegmentMessageID).Scan(&e.ID)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // seen before: stored once, sent once
-			} else if err != nil {
-				return err
-			}
-			p.Inserted++
-			if e.Status != EventQueued {
-				continue
-			}
-			d := NewDelivery{TenantID: b.TenantID, Target: p.Target, OriginID: b.SourceID, RefID: e.ID,
-				MessageID: e.SegmentMessageID, Payload: e.Payload, MaxAge: p.MaxAge}
-			if p.Paused {
-				d.Status = StatusPaused
-			}
-			if p.NoKey {
-				d.Reason = "no_write_key"
-			}
-			if _, err := insDelivery.insert(now, d); err != nil {
-				return err
-			}
-			p.Queued++
+		events = events[c.taken:]
+	}
+}
+
+// chunk is what one transaction of CommitProcessed did: events taken (stored or found stored
+// already), stored, and queued for delivery.
+type chunk struct{ taken, inserted, queued int }
+
+// insertEvents stores events of p's batch, from the first on and within lim, that are new to the
+// tenant, with a delivery for each new queued one.
+func insertEvents(tx *sql.Tx, now time.Time, p *ProcessedBatch, events []*EmailEvent, lim chunkLimits) (c chunk, err error) {
+	if len(events) == 0 {
+		return c, nil
+	}
+	ins, err := tx.Prepare(`INSERT INTO email_events (tenant_id, source_id, inbox_id, event_id, type, wrapper, ts, recipient, message_id,
+		campaign_id, template_id, transmission_id, subaccount_id, bounce_class, body, status, reason, segment_message_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))
+		ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id`)
+	if err != nil {
+		return c, err
+	}
+	defer ins.Close()
+	insDelivery, err := prepareDeliveryInsert(tx)
+	if err != nil {
+		return c, err
+	}
+	defer insDelivery.Close()
+	b := p.Batch
+	start, size := time.Now(), 0
+	for _, e := range events {
+		next := len(e.Body) + len(e.Payload)
+		if lim.full(c.taken, size, next, start) {
+			break
 		}
-		// Duplicates are the events that have no row of this batch: counted from the rows rather
-		// than from this run's conflicts, so that a batch processed a second time (its first
-		// commit's rows conflict with themselves) still counts only true duplicates.
-		err = tx.QueryRow(`UPDATE inbox SET processed_at = ?, events = ?, error = NULLIF(?, ''),
-			duplicates = MAX(0, ? - (SELECT COUNT(*) FROM email_events WHERE inbox_id = ?)) WHERE id = ? RETURNING duplicates`,
-			toMillis(now), len(p.Events), p.Error, len(p.Events), b.ID, b.ID).Scan(&p.Duplicates)
+		c.taken, size = c.taken+1, size+next
+		ts := e.Time
+		if ts.IsZero() {
+			ts = b.ReceivedAt
+		}
+		err := ins.QueryRow(b.TenantID, b.SourceID, b.ID, e.EventID, e.Type, e.Wrapper, toMillis(ts), e.Recipient, e.MessageID,
+			e.CampaignID, e.TemplateID, e.TransmissionID, e.SubaccountID, e.BounceClass, e.Body, e.Status, e.Reason, e.SegmentMessageID).Scan(&e.ID)
 		if errors.Is(err, sql.ErrNoRows) {
-			// Events stored without an inbox row (tests, tools): this run's conflicts are all there is.
-			p.Duplicates, err = len(p.Events)-p.Inserted, nil
+			continue // seen before: stored once, sent once
+		} else if err != nil {
+			return c, err
 		}
-		return err
-	})
+		c.inserted++
+		if e.Status != EventQueued {
+			continue
+		}
+		d := NewDelivery{TenantID: b.TenantID, Target: p.Target, OriginID: b.SourceID, RefID: e.ID,
+			MessageID: e.SegmentMessageID, Payload: e.Payload, MaxAge: p.MaxAge}
+		if p.Paused {
+			d.Status = StatusPaused
+		}
+		if p.NoKey {
+			d.Reason = "no_write_key"
+		}
+		if _, err := insDelivery.insert(now, d); err != nil {
+			return c, err
+		}
+		c.queued++
+	}
+	return c, nil
+}
+
+// markProcessed marks p's batch processed and returns its duplicates. inserted is how many of
+// its events this run stored, for a batch without an inbox row.
+func markProcessed(tx *sql.Tx, now time.Time, p *ProcessedBatch, inserted int) (duplicates int, err error) {
+	b := p.Batch
+	// Duplicates are the events that have no row of this batch: counted from the rows rather
+	// than from this run's conflicts, so that a batch processed a second time (its first
+	// commit's rows, or the chunks committed before a crash, conflict with themselves) still
+	// counts only true duplicates.
+	err = tx.QueryRow(`UPDATE inbox SET processed_at = ?, events = ?, error = NULLIF(?, ''),
+		duplicates = MAX(0, ? - (SELECT COUNT(*) FROM email_events WHERE inbox_id = ?)) WHERE id = ? RETURNING duplicates`,
+		toMillis(now), len(p.Events), p.Error, len(p.Events), b.ID, b.ID).Scan(&duplicates)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Events stored without an inbox row (tests, tools): this run's conflicts are all there is.
+		return len(p.Events) - inserted, nil
+	}
+	return duplicates, err
 }
 
 // BatchReceipt says what became of one batch. Every event of a processed batch is counted once

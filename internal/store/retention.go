@@ -16,10 +16,13 @@ const (
 )
 
 // Prune batch sizes: one write deletes at most this many events (each with its delivery and
-// index entries, a few tens of milliseconds) or raw batches (up to several MB each).
+// index entries: 500 take a few tens of milliseconds) or raw batches and bytes of raw batches
+// (a 16 MiB body frees a thousand pages). Prunes are background writes (WriteBulk): webhooks go
+// first and wait at most for one of them.
 const (
-	pruneEvents  = 500
-	pruneBatches = 20
+	pruneEvents     = 500
+	pruneBatches    = 20
+	pruneBatchBytes = 16 << 20
 )
 
 // RetentionDays returns how many days a tenant's events are kept. Errors: ENOTFOUND.
@@ -59,48 +62,44 @@ func (p *Pruned) add(q Pruned) {
 }
 
 // PruneTenant removes a tenant's events older than cutoff with their Segment deliveries, the raw
-// batches received before cutoff and the back-fill jobs finished before it, one small write at a
-// time so that webhooks never wait long behind it. An event goes when both its own time and its
-// arrival (its batch's) are before cutoff: an old event that arrives late (a back-fill) is kept
-// for the retention period too. An event whose delivery is still under way (pending, sending,
-// paused) stays until it is done: retention never drops what is owed to Segment.
+// batches received before cutoff and the back-fill jobs finished before it, one small background
+// write at a time so that webhooks never wait long behind it. An event goes when both its own
+// time and its arrival (its batch's) are before cutoff: an old event that arrives late (a
+// back-fill) is kept for the retention period too. An event whose delivery is still under way
+// (pending, sending, paused) stays until it is done: retention never drops what is owed to Segment.
 func (db *DB) PruneTenant(ctx context.Context, tenantID string, cutoff time.Time) (Pruned, error) {
 	var total Pruned
 	for {
 		var p Pruned
-		err := db.Write(ctx, func(tx *sql.Tx) error {
+		err := db.WriteBulk(ctx, func(tx *sql.Tx) error {
 			p = Pruned{}
 			return pruneEventsTx(tx, tenantID, toMillis(cutoff), &p)
 		})
 		total.add(p)
-		if err != nil || p.Events < pruneEvents {
-			if err != nil {
-				return total, err
-			}
+		if err != nil {
+			return total, err
+		}
+		if p.Events < pruneEvents {
 			break
 		}
 	}
 	for {
 		var p Pruned
-		err := db.Write(ctx, func(tx *sql.Tx) error {
+		var more bool
+		err := db.WriteBulk(ctx, func(tx *sql.Tx) (err error) {
 			p = Pruned{}
-			res, err := tx.Exec(`DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE tenant_id = ? AND received_at < ?
-				AND processed_at IS NOT NULL ORDER BY received_at LIMIT ?)`, tenantID, toMillis(cutoff), pruneBatches)
-			if err != nil {
-				return err
-			}
-			p.Batches, err = res.RowsAffected()
+			more, err = pruneBatchesTx(tx, tenantID, toMillis(cutoff), &p)
 			return err
 		})
 		total.add(p)
-		if err != nil || p.Batches < pruneBatches {
-			if err != nil {
-				return total, err
-			}
+		if err != nil {
+			return total, err
+		}
+		if !more {
 			break
 		}
 	}
-	err := db.Write(ctx, func(tx *sql.Tx) error {
+	err := db.WriteBulk(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Exec(`DELETE FROM backfill_jobs WHERE tenant_id = ? AND finished_at < ?`, tenantID, toMillis(cutoff))
 		if err != nil {
 			return err
@@ -113,6 +112,44 @@ func (db *DB) PruneTenant(ctx context.Context, tenantID string, cutoff time.Time
 		return err
 	})
 	return total, err
+}
+
+// pruneBatchesTx deletes the oldest of a tenant's processed raw batches received before cutoff,
+// up to pruneBatches of them and pruneBatchBytes of bodies (at least one), and reports whether
+// more may be left.
+func pruneBatchesTx(tx *sql.Tx, tenantID string, cutoff int64, p *Pruned) (more bool, err error) {
+	// length() of a blob column reads its size, not its pages.
+	rows, err := tx.Query(`SELECT id, length(body) FROM inbox WHERE tenant_id = ? AND received_at < ? AND processed_at IS NOT NULL
+		ORDER BY received_at LIMIT ?`, tenantID, cutoff, pruneBatches)
+	if err != nil {
+		return false, err
+	}
+	var ids []any
+	found, size := 0, 0
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return false, err
+		}
+		found++
+		if size += n; len(ids) == 0 || size <= pruneBatchBytes {
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return false, err
+	}
+	res, err := tx.Exec(`DELETE FROM inbox WHERE id IN (`+marks(len(ids))+`)`, ids...)
+	if err != nil {
+		return false, err
+	}
+	if p.Batches, err = res.RowsAffected(); err != nil {
+		return false, err
+	}
+	return found == pruneBatches || len(ids) < found, nil
 }
 
 func pruneEventsTx(tx *sql.Tx, tenantID string, cutoff int64, p *Pruned) error {
@@ -219,8 +256,9 @@ func (db *DB) SpaceUsed(ctx context.Context) (Space, error) {
 }
 
 // Checkpoint copies the WAL into the database file without waiting for readers (PASSIVE), so
-// that the WAL does not keep the pages of pruned rows alive after a large prune.
+// that the WAL does not keep the pages of pruned rows alive after a large prune. It runs on the
+// checkpointer's connection: on the writer's, it would hold up every write while it copies.
 func (db *DB) Checkpoint(ctx context.Context) error {
-	_, err := db.writer.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	_, err := db.ckpt.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	return err
 }
