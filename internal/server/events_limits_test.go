@@ -2,19 +2,16 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -23,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -31,29 +27,7 @@ import (
 // newEventsApp is NewTestApp with the email-events limits given.
 func newEventsApp(tb testing.TB, limits server.EventReadLimits) *TestApp {
 	tb.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "switchboard.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tokens, _ := auth.NewTokens(signingKey)
-	box, _ := auth.NewBox(bytes.Repeat([]byte{7}, 32))
-	logs := &syncBuffer{}
-	srv := server.New(server.Config{
-		DB: db, Tokens: tokens, Box: box,
-		Log:             slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		PublicURL:       "http://switchboard.test",
-		SegmentEndpoint: "https://api.segment.io",
-		BodyLimit:       64 << 10,
-		HookMemory:      16 << 20,
-		EventReads:      limits,
-	})
-	app := &TestApp{t: tb, DB: db, Tokens: tokens, Server: srv, HTTP: httptest.NewServer(srv.Handler()), Logs: logs}
-	tb.Cleanup(func() {
-		app.HTTP.Close()
-		db.Close()
-		app.AssertLogsClean()
-	})
-	return app
+	return NewTestApp(tb, func(c *server.Config) { c.EventReads = limits })
 }
 
 // insertBigEvents stores n delivery events for a tenant, one a second from start, each with a

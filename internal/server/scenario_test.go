@@ -51,8 +51,9 @@ type TestApp struct {
 
 var signingKey = []byte("test-signing-key-test-signing-key-0123")
 
-// NewTestApp starts a server; the test ends by checking the captured log for secrets.
-func NewTestApp(tb testing.TB) *TestApp {
+// NewTestApp starts a server, with each of opts applied to its configuration; the test ends by
+// checking the captured log for secrets.
+func NewTestApp(tb testing.TB, opts ...func(*server.Config)) *TestApp {
 	tb.Helper()
 	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "switchboard.db"))
 	if err != nil {
@@ -61,7 +62,7 @@ func NewTestApp(tb testing.TB) *TestApp {
 	tokens, _ := auth.NewTokens(signingKey)
 	box, _ := auth.NewBox(bytes.Repeat([]byte{7}, 32))
 	logs := &syncBuffer{}
-	srv := server.New(server.Config{
+	cfg := server.Config{
 		DB: db, Tokens: tokens, Box: box,
 		Log:             slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		PublicURL:       "http://switchboard.test",
@@ -69,9 +70,14 @@ func NewTestApp(tb testing.TB) *TestApp {
 		Outbound:        outbound.LoopbackOnly(), // the tests' receivers listen on 127.0.0.1
 		BodyLimit:       64 << 10,
 		HookMemory:      16 << 20, // the minimum: one full-size hook body at a time
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := server.New(cfg)
 	app := &TestApp{t: tb, DB: db, Tokens: tokens, Server: srv, HTTP: httptest.NewServer(srv.Handler()), Logs: logs}
 	tb.Cleanup(func() {
+		app.HTTP.CloseClientConnections() // stalled test clients must not hold Close up
 		app.HTTP.Close()
 		db.Close()
 		app.AssertLogsClean()

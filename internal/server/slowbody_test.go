@@ -2,59 +2,28 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
-	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
 // newHookLimitsApp is NewTestApp with the hook-body limits of limits (its HookMemory,
 // HookMemoryPerTenant, HookBodyTimeout and HookBodyRate; zero fields take the defaults).
 func newHookLimitsApp(tb testing.TB, limits server.Config) *TestApp {
 	tb.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "switchboard.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tokens, _ := auth.NewTokens(signingKey)
-	box, _ := auth.NewBox(bytes.Repeat([]byte{7}, 32))
-	logs := &syncBuffer{}
-	srv := server.New(server.Config{
-		DB: db, Tokens: tokens, Box: box,
-		Log:                 slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		PublicURL:           "http://switchboard.test",
-		SegmentEndpoint:     "https://api.segment.io",
-		Outbound:            outbound.LoopbackOnly(),
-		BodyLimit:           64 << 10,
-		HookMemory:          limits.HookMemory,
-		HookMemoryPerTenant: limits.HookMemoryPerTenant,
-		HookBodyTimeout:     limits.HookBodyTimeout,
-		HookBodyRate:        limits.HookBodyRate,
+	return NewTestApp(tb, func(c *server.Config) {
+		c.HookMemory, c.HookMemoryPerTenant = limits.HookMemory, limits.HookMemoryPerTenant
+		c.HookBodyTimeout, c.HookBodyRate = limits.HookBodyTimeout, limits.HookBodyRate
 	})
-	app := &TestApp{t: tb, DB: db, Tokens: tokens, Server: srv, HTTP: httptest.NewServer(srv.Handler()), Logs: logs}
-	tb.Cleanup(func() {
-		app.HTTP.CloseClientConnections()
-		app.HTTP.Close()
-		db.Close()
-		app.AssertLogsClean()
-	})
-	return app
 }
 
 // hookTenant is a tenant with one SparkPost source and one Segment destination, and the
