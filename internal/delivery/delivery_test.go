@@ -116,6 +116,17 @@ func (h *harness) statuses(tenantID string) map[string]int {
 	return out
 }
 
+// failKey makes the fake Segment answer status to every request made with writeKey, and 200 to
+// the others.
+func (h *harness) failKey(writeKey string, status int) {
+	h.fake.Behave(func(key string) fakesegment.Reply {
+		if key == writeKey {
+			return fakesegment.Reply{Status: status}
+		}
+		return fakesegment.Reply{}
+	})
+}
+
 // waitFor waits until f selects n deliveries of the tenant, and returns them.
 func (h *harness) waitFor(f store.DeliveryFilter, n int) []*store.Delivery {
 	h.t.Helper()
@@ -206,12 +217,7 @@ func TestRejectedWriteKeyPausesTheLane(t *testing.T) {
 	h := newHarness(t, delivery.Options{})
 	h.engine.Start(context.Background())
 	tid := h.tenant("wk_revoked")
-	h.fake.Behave(func(key string) fakesegment.Reply {
-		if key == "wk_revoked" {
-			return fakesegment.Reply{Status: 401}
-		}
-		return fakesegment.Reply{}
-	})
+	h.failKey("wk_revoked", 401)
 	h.enqueue(tid, 3, delivery.MaxAge)
 	var k *store.SegmentKey
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -357,12 +363,7 @@ func TestNewKeySendsWhatWaitsForItsNextAttempt(t *testing.T) {
 	h := newHarness(t, delivery.Options{Backoff: func(int) time.Duration { return time.Hour }})
 	h.engine.Start(context.Background())
 	tid := h.tenant("wk_wrong_workspace")
-	h.fake.Behave(func(key string) fakesegment.Reply {
-		if key == "wk_wrong_workspace" {
-			return fakesegment.Reply{Status: 500}
-		}
-		return fakesegment.Reply{}
-	})
+	h.failKey("wk_wrong_workspace", 500)
 	h.enqueue(tid, 4, delivery.MaxAge)
 	h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 4)
 	h.key(tid, "wk_right_workspace")

@@ -199,18 +199,6 @@ func call(t *testing.T, app *TestApp, want int, out any, method, path, token str
 	return b
 }
 
-// eventually polls cond until it holds, failing after a generous deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 var lastErrorShape = regexp.MustCompile(`^[1-5][0-9][0-9] .+`)
 
 // TestSparkPostResponsesMatchOpenAPI drives direction A and the tenant admin API end to end, with
@@ -295,7 +283,7 @@ func TestSparkPostResponsesMatchOpenAPI(t *testing.T) {
 		Sent, Pending, Paused, Dead int
 	}
 	var r batchReceipt
-	eventually(t, "batch b-1 to be sent and dead-lettered", func() bool {
+	waitFor(t, "batch b-1 to be sent and dead-lettered", func() bool {
 		r = batchReceipt{}
 		call(t, app, 200, &r, "GET", one+"/batches/b-1", tok, nil)
 		return r.ProcessedAt != nil && r.Pending == 0 && r.Sent == 2 && r.Dead == 1
@@ -344,7 +332,7 @@ func TestSparkPostResponsesMatchOpenAPI(t *testing.T) {
 	call(t, app, 200, nil, "PATCH", one, tok, `{"paused": true}`)
 	call(t, app, 200, nil, "POST", hook, "", `[{"msys":{"message_event":`+spEvent("e-5", "delivery", now, "rcpt_to", `"cy@example.com"`)+`}}]`,
 		"Authorization", auth, "X-MessageSystems-Batch-ID", "b-2")
-	eventually(t, "batch b-2 to be processed", func() bool {
+	waitFor(t, "batch b-2 to be processed", func() bool {
 		r = batchReceipt{}
 		call(t, app, 200, &r, "GET", one+"/batches/b-2", tok, nil)
 		return r.ProcessedAt != nil
@@ -359,7 +347,7 @@ func TestSparkPostResponsesMatchOpenAPI(t *testing.T) {
 	var job struct{ ID, Status string }
 	call(t, app, 202, &job, "POST", one+"/backfill", tok, map[string]any{"from": now.Add(-time.Minute).Format(time.RFC3339), "api_key": key, "base_url": sp.URL})
 	call(t, app, 400, nil, "POST", one+"/backfill", tok, `{"api_key": "x"}`)
-	eventually(t, "the back-fill to finish", func() bool {
+	waitFor(t, "the back-fill to finish", func() bool {
 		call(t, app, 200, &job, "GET", one+"/backfill/"+job.ID, tok, nil)
 		return job.Status != "running" && job.Status != "processing"
 	})
@@ -476,7 +464,7 @@ func TestSegmentResponsesMatchOpenAPI(t *testing.T) {
 	call(t, a.TestApp, 400, nil, "POST", "/hooks/segment/"+d.ID, d.APIKey, `[{"type": `)
 	call(t, a.TestApp, 404, nil, "POST", "/hooks/segment/dst_aaaaaaaaaaaaaaaa", d.APIKey, body)
 
-	eventually(t, "the flaky workflow to accept its retry and the other to be tried", func() bool {
+	waitFor(t, "the flaky workflow to accept its retry and the other to be tried", func() bool {
 		return flaky.count() >= 2 && down.count() >= 1
 	})
 	var page struct {
@@ -487,7 +475,7 @@ func TestSegmentResponsesMatchOpenAPI(t *testing.T) {
 			LastError *string `json:"last_error"`
 		}
 	}
-	eventually(t, "the workflow deliveries to settle", func() bool {
+	waitFor(t, "the workflow deliveries to settle", func() bool {
 		page.Results = nil // decode afresh: an absent last_error must not keep an earlier poll's
 		call(t, a.TestApp, 200, &page, "GET", a.path("/deliveries?target=workflow"), tok, nil)
 		settled := 0
