@@ -293,7 +293,12 @@ func TestHangingTenantDoesNotDelayAnother(t *testing.T) {
 		return fakesegment.Reply{}
 	})
 	h.enqueue(slow, 20, delivery.MaxAge)
-	time.Sleep(200 * time.Millisecond) // the slow tenant's request is hanging now
+	for deadline := time.Now().Add(60 * time.Second); len(h.fake.Requests("wk_slow")) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow tenant's request never reached the fake Segment")
+		}
+	}
+	// The slow tenant's request is hanging now.
 	start := time.Now()
 	h.enqueue(fast, 20, delivery.MaxAge)
 	if !h.fake.WaitUnique("wk_fast", 20, 25*time.Second) {

@@ -42,9 +42,6 @@ type segmentOut struct {
 func (s *Server) segmentBody(c *gin.Context, k *store.SegmentKey) (segmentOut, error) {
 	out := segmentOut{WriteKeyHint: k.Hint, Endpoint: k.Endpoint, MaxRequestsPerSecond: k.MaxRPS, UpdatedAt: k.UpdatedAt,
 		Status: k.Status}
-	if out.Status == "" {
-		out.Status = store.SegmentActive
-	}
 	if !k.StatusSince.IsZero() {
 		out.StatusSince, out.StatusReason = &k.StatusSince, &k.StatusReason
 	}

@@ -37,6 +37,7 @@ const (
 // failures the old key may have caused. Errors: ENOTFOUND when the tenant does not exist.
 func (db *DB) PutSegmentKey(ctx context.Context, k SegmentKey) (*SegmentKey, error) {
 	k.UpdatedAt = db.Now().UTC().Truncate(time.Millisecond)
+	k.Status, k.StatusSince, k.StatusReason = SegmentActive, time.Time{}, "" // a new key starts afresh
 	err := db.Write(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRow(`INSERT INTO segment_keys (tenant_id, write_key_enc, write_key_hint, endpoint, max_rps, version, updated_at)
 			SELECT id, ?, ?, ?, ?, 1, ? FROM tenants WHERE id = ?

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
@@ -112,6 +111,20 @@ func createItems(t testing.TB, db *store.DB) {
 	}
 }
 
+// waitQueued waits until n foreground writes, and bulk background ones, wait for the writer
+// (behind holdWriter's).
+func waitQueued(t *testing.T, db *store.DB, n int64, bulk ...int64) {
+	t.Helper()
+	wantBulk := int64(0)
+	if len(bulk) > 0 {
+		wantBulk = bulk[0]
+	}
+	waitFor(t, fmt.Sprintf("%d foreground and %d background writes to queue", n, wantBulk), func() bool {
+		fore, back := db.WriterStats()
+		return fore.Waiting >= n && back.Waiting >= wantBulk
+	})
+}
+
 // holdWriter occupies the writer until release is closed, so that writes queue up behind it and
 // are gathered into the next transaction.
 func holdWriter(t *testing.T, db *store.DB) (release func(), done <-chan error) {
@@ -153,7 +166,7 @@ func TestGroupCommitAnswersAfterCommit(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond) // let the writers queue behind the held transaction
+	waitQueued(t, db, n) // the writers queue behind the held transaction
 	before, _ := db.CommitStats()
 	release()
 	if err := <-held; err != nil {
@@ -194,7 +207,7 @@ func TestGroupCommitIsolatesCallerErrors(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); results[i] = db.Write(ctx, fn) }()
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitQueued(t, db, 3)
 	release()
 	<-held
 	wg.Wait()
@@ -245,7 +258,7 @@ func TestGroupCommitFailedCommitAnswersEveryCaller(t *testing.T) {
 			})
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitQueued(t, db, n)
 	release()
 	<-held
 	wg.Wait()
@@ -376,7 +389,7 @@ func TestWriteBulkRunsAlone(t *testing.T) {
 			results[i] = db.Write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec(`INSERT INTO items (id) VALUES (?)`, i); return err })
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitQueued(t, db, 4, 1)
 	before, _ := db.CommitStats()
 	release()
 	<-held
