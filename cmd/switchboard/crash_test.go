@@ -16,7 +16,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/e2e"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
-	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 )
 
 // workflowReceiver counts the distinct Idempotency-Keys of the workflow calls it gets.
@@ -112,7 +112,7 @@ func TestCrashUnderMixedLoad(t *testing.T) {
 						spAcked.Add(100)
 						mu.Lock()
 						for i := range 100 {
-							ackedIDs = append(ackedIDs, source.MessageID(sp.ID, fmt.Sprintf("crash-%d-%d", n, i)))
+							ackedIDs = append(ackedIDs, sparkpost.MessageID(sp.ID, fmt.Sprintf("crash-%d-%d", n, i)))
 						}
 						mu.Unlock()
 					}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
-	"github.com/switchboard-hub/switchboard/internal/server"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -34,7 +34,7 @@ var exportFilters = []struct{ flag, param, help string }{
 	{"subaccounts", "subaccounts", "comma-separated subaccount ids"},
 	{"bounce-classes", "bounce_classes", "comma-separated bounce classification codes"},
 	{"event-ids", "event_ids", "comma-separated event ids"},
-	{"fields", "fields", "comma-separated columns, in order (default: " + strings.Join(server.DefaultCSVFields, ",") + ")"},
+	{"fields", "fields", "comma-separated columns, in order (default: " + strings.Join(sparkpost.DefaultCSVFields, ",") + ")"},
 }
 
 // export writes a tenant's stored SparkPost events as CSV: from the data directory, or from a
@@ -64,7 +64,7 @@ func export(ctx context.Context, args []string, stdout io.Writer, stderr *os.Fil
 		}
 	}
 	// Checked here as the server checks it, so a typo fails before anything is opened.
-	eq, err := server.ParseEventQuery(q, true)
+	eq, err := sparkpost.ParseEventQuery(q, true)
 	if err != nil {
 		return errors.New(domain.ErrorMessage(err))
 	}
@@ -93,7 +93,7 @@ func export(ctx context.Context, args []string, stdout io.Writer, stderr *os.Fil
 	return nil
 }
 
-func exportLocal(ctx context.Context, cfg *Config, tenantID string, eq *server.EventQuery, out io.Writer, prog *progress) (int, error) {
+func exportLocal(ctx context.Context, cfg *Config, tenantID string, eq *sparkpost.EventQuery, out io.Writer, prog *progress) (int, error) {
 	db, err := store.Open(ctx, cfg.databasePath())
 	if err != nil {
 		return 0, err
@@ -108,7 +108,7 @@ func exportLocal(ctx context.Context, cfg *Config, tenantID string, eq *server.E
 		return 0, err
 	}
 	prog.total = total
-	return server.WriteEventsCSV(ctx, db, eq, out, prog.update)
+	return sparkpost.WriteEventsCSV(ctx, db, eq, out, prog.update)
 }
 
 func exportRemote(ctx context.Context, base, tenantID string, q url.Values, out io.Writer, prog *progress) (int, error) {

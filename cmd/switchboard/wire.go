@@ -37,9 +37,9 @@ func (d *deps) wake(target, tenantID string) {
 	}
 }
 
-// worker is a background part of serve: started after the database opens, closed after the HTTP
+// runner is a background part of serve: started after the database opens, closed after the HTTP
 // server stopped, in reverse order.
-type worker interface {
+type runner interface {
 	Start(ctx context.Context) error
 	Close(ctx context.Context) error
 	Ready(ctx context.Context) error

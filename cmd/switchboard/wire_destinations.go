@@ -11,7 +11,7 @@ import (
 )
 
 // wireDestinations builds direction B: the workflow outbox engine.
-func wireDestinations(d *deps) (server.DestinationConfig, []worker, error) {
+func wireDestinations(d *deps) (server.DestinationConfig, []runner, error) {
 	recipient := func(ctx context.Context, tenantID, distinctID string) (json.RawMessage, error) {
 		return destination.Recipient(ctx, d.DB, tenantID, distinctID)
 	}
@@ -27,5 +27,5 @@ func wireDestinations(d *deps) (server.DestinationConfig, []worker, error) {
 	// The Segment hook and POST …/deliveries/retry wake it through server.Config.Wake. Retention
 	// of stored Segment messages runs with the event store's (wire_sources.go).
 	d.Engines[delivery.TargetWorkflow] = engine
-	return server.DestinationConfig{}, []worker{engine}, nil // *delivery.Engine is a worker: Start, Close, Ready
+	return server.DestinationConfig{}, []runner{engine}, nil // *delivery.Engine is a worker: Start, Close, Ready
 }

@@ -9,19 +9,12 @@ import (
 	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/delivery"
 )
 
-// Message is one message as received, with the fields tests look at decoded.
-type Message struct {
-	Type        string         `json:"type"`
-	MessageID   string         `json:"messageId"`
-	UserID      string         `json:"userId"`
-	AnonymousID string         `json:"anonymousId"`
-	Event       string         `json:"event"`
-	Timestamp   time.Time      `json:"timestamp"`
-	Properties  map[string]any `json:"properties"`
-	Context     map[string]any `json:"context"`
-}
+// Message is one message as received: Segment's message shape, defined once in delivery.
+type Message = delivery.SegmentMessage
 
 // Reply is how the fake answers one request.
 type Reply struct {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchboard-hub/switchboard/internal/backfill"
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -77,16 +77,16 @@ func (s *Server) startBackfill(c *gin.Context) {
 	if !s.decode(c, &in) {
 		return
 	}
-	req := backfill.Request{TenantID: tenantOf(c).ID, SourceID: c.Param("sid"), Forward: in.Forward != nil && *in.Forward}
+	req := sparkpost.BackfillRequest{TenantID: tenantOf(c).ID, SourceID: c.Param("sid"), Forward: in.Forward != nil && *in.Forward}
 	var err error
 	if in.From != nil {
-		if req.From, err = ParseTime("from", *in.From, time.UTC); err != nil {
+		if req.From, err = domain.ParseTime("from", *in.From, time.UTC); err != nil {
 			s.fail(c, err)
 			return
 		}
 	}
 	if in.To != nil {
-		if req.To, err = ParseTime("to", *in.To, time.UTC); err != nil {
+		if req.To, err = domain.ParseTime("to", *in.To, time.UTC); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -97,7 +97,7 @@ func (s *Server) startBackfill(c *gin.Context) {
 	if in.BaseURL != nil {
 		req.BaseURL = *in.BaseURL
 	}
-	if err := backfill.Validate(&req, s.DB.Now(), s.Outbound); err != nil {
+	if err := req.Validate(s.DB.Now(), s.Outbound); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/backfill"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
 	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 )
 
 // fakeSparkPost serves GET /api/v1/events/message from pages of flat Events-API results,
@@ -121,7 +121,7 @@ func flat(id, typ string, at time.Time, rcpt string) string {
 type backfillRig struct {
 	app      *TestApp
 	segment  *fakesegment.Server
-	runner   *backfill.Runner
+	runner   *sparkpost.BackfillRunner
 	proc     *source.Processor
 	writeKey string
 	// slowFrom, when set, makes the retry attempts from this one on wait an hour (as a job waits
@@ -140,7 +140,7 @@ func newBackfillRig(t *testing.T) *backfillRig {
 	rig.proc = source.NewProcessor(app.DB, log)
 	rig.proc.Poll = 20 * time.Millisecond
 	rig.proc.Notify = engine.Notify
-	rig.runner = backfill.NewRunner(app.DB, outbound.LoopbackOnly(), log)
+	rig.runner = sparkpost.NewBackfillRunner(app.DB, outbound.LoopbackOnly(), log)
 	rig.runner.Wake = rig.proc.Wake
 	rig.runner.Poll = 20 * time.Millisecond
 	rig.runner.Backoff = func(attempt int, _ time.Duration) time.Duration {

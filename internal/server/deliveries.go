@@ -1,10 +1,8 @@
 package server
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,22 +44,17 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	if f.Status == statusWaitingForUser {
 		f.Status, f.Reason = store.StatusPending, store.ReasonWaitingForUser
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			s.fail(c, domain.Errorf(domain.EINVALID, "limit: must be a whole number from 1 to %d", maxLimit))
-			return
-		}
-		f.Limit = n
+	p, err := pageOf(c)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
-	if v := c.Query("cursor"); v != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(v)
-		id, perr := strconv.ParseInt(string(raw), 10, 64)
-		if err != nil || perr != nil || id <= 0 {
-			s.fail(c, domain.Errorf(domain.EINVALID, "cursor: not a cursor this server issued; use links.next as given"))
+	f.Limit = p.Limit
+	if p.AfterID != "" {
+		if f.BeforeID, err = (domain.Cursor{ID: p.AfterID}).IntID(); err != nil {
+			s.fail(c, err)
 			return
 		}
-		f.BeforeID = id
 	}
 	ds, total, err := s.DB.Deliveries(c.Request.Context(), f)
 	if err != nil {
@@ -79,10 +72,8 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		}
 	}
 	body := ListBody{Results: out, TotalCount: total}
-	if len(ds) == f.Limit {
-		q := c.Request.URL.Query()
-		q.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ds[len(ds)-1].ID, 10))))
-		body.Links.Next = (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()
+	if n := len(ds); n > 0 {
+		body.Links.Next = nextLink(c, p, n, time.Time{}, strconv.FormatInt(ds[n-1].ID, 10))
 	}
 	c.PureJSON(http.StatusOK, body)
 }
@@ -116,13 +107,13 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 	}
 	var err error
 	if in.From != nil {
-		if f.From, err = parseTime("from", *in.From); err != nil {
+		if f.From, err = domain.ParseTime("from", *in.From, time.UTC); err != nil {
 			s.fail(c, err)
 			return
 		}
 	}
 	if in.To != nil {
-		if f.To, err = parseTime("to", *in.To); err != nil {
+		if f.To, err = domain.ParseTime("to", *in.To, time.UTC); err != nil {
 			s.fail(c, err)
 			return
 		}

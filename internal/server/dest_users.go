@@ -100,8 +100,8 @@ func (h *destHandlers) listUserEvents(c *gin.Context) {
 	}
 	var afterID int64
 	if p.AfterID != "" {
-		if afterID, err = strconv.ParseInt(p.AfterID, 10, 64); err != nil || afterID <= 0 {
-			h.fail(c, domain.Errorf(domain.EINVALID, "cursor: not a cursor this server issued; use links.next as given"))
+		if afterID, err = (domain.Cursor{ID: p.AfterID}).IntID(); err != nil {
+			h.fail(c, err)
 			return
 		}
 	}
@@ -175,8 +175,8 @@ func (h *destHandlers) listMessages(c *gin.Context) {
 		f.Types = []string{t}
 	}
 	if p.AfterID != "" {
-		if f.BeforeID, err = strconv.ParseInt(p.AfterID, 10, 64); err != nil || f.BeforeID <= 0 {
-			h.fail(c, domain.Errorf(domain.EINVALID, "cursor: not a cursor this server issued; use links.next as given"))
+		if f.BeforeID, err = (domain.Cursor{ID: p.AfterID}).IntID(); err != nil {
+			h.fail(c, err)
 			return
 		}
 	}

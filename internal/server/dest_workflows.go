@@ -92,7 +92,7 @@ func (h *destHandlers) createWorkflow(c *gin.Context) {
 	}
 	w := &store.Workflow{ID: domain.NewID(workflowPrefix), TenantID: tenantOf(c).ID}
 	var err error
-	if w.Name, err = checkName("name", in.Name); err != nil {
+	if w.Name, err = domain.CheckName("name", in.Name); err != nil {
 		h.fail(c, err)
 		return
 	}
@@ -179,7 +179,7 @@ func (h *destHandlers) updateWorkflow(c *gin.Context) {
 		return
 	}
 	if in.Name != nil {
-		if w.Name, err = checkName("name", in.Name); err != nil {
+		if w.Name, err = domain.CheckName("name", in.Name); err != nil {
 			h.fail(c, err)
 			return
 		}

@@ -237,7 +237,7 @@ func (h *destHandlers) createDestination(c *gin.Context) {
 	if !h.s.decode(c, &in) {
 		return
 	}
-	name, err := checkName("name", in.Name)
+	name, err := domain.CheckName("name", in.Name)
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -327,7 +327,7 @@ func (h *destHandlers) updateDestination(c *gin.Context) {
 	}
 	name := d.Name
 	if in.Name != nil {
-		if name, err = checkName("name", in.Name); err != nil {
+		if name, err = domain.CheckName("name", in.Name); err != nil {
 			h.fail(c, err)
 			return
 		}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 	"github.com/switchboard-hub/switchboard/internal/web"
 )
@@ -31,10 +32,6 @@ const (
 	// eventReadRetryAfter is the Retry-After of a read refused for being past a cap, in seconds.
 	eventReadRetryAfter = 5
 
-	// A page is read from the store in chunks of at most these many rows and body bytes, so
-	// that neither memory nor a read transaction grows with per_page.
-	pageChunkRows  = 1000
-	pageChunkBytes = 1 << 20
 	// writePiece is how much of a JSON page is buffered before it goes to the client (one
 	// write, with a deadline of its own).
 	writePiece = 64 << 10
@@ -81,7 +78,7 @@ func newEventReads(l EventReadLimits, db *store.DB, reg prometheus.Registerer) *
 		l.WriteTimeout = DefaultEventWriteTimeout
 	}
 	if l.PageBytes <= 0 {
-		l.PageBytes = MaxPageBytes
+		l.PageBytes = sparkpost.MaxPageBytes
 	}
 	r := &eventReads{EventReadLimits: l, byTenant: map[string]int{},
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -143,7 +140,7 @@ func (s *Server) listEmailEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	eq, err := ParseEventQuery(q, false)
+	eq, err := sparkpost.ParseEventQuery(q, false)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -165,10 +162,9 @@ func (s *Server) listEmailEvents(c *gin.Context) {
 	c.Status(http.StatusOK)
 	dw := s.deadlineWriter(c)
 	defer dw.done()
-	sw := &stickyWriter{w: dw}
-	w := bufio.NewWriterSize(sw, writePiece)
+	w := bufio.NewWriterSize(dw, writePiece)
 	w.WriteString(`{"results":[`)
-	next, err := writeEventPage(ctx, s.DB, f, s.eventReads.PageBytes, w)
+	next, err := sparkpost.WriteEventPage(ctx, s.DB, f, s.eventReads.PageBytes, w)
 	if err == nil {
 		buf := make([]byte, 0, 512)
 		buf = append(buf, `],"total_count":`...)
@@ -177,7 +173,7 @@ func (s *Server) listEmailEvents(c *gin.Context) {
 		if next != "" {
 			q.Set("cursor", next)
 			buf = append(buf, `"next":`...)
-			buf = appendJSONString(buf, (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String())
+			buf = source.AppendString(buf, (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String())
 		}
 		buf = append(buf, "}}"...)
 		w.Write(buf)
@@ -199,49 +195,6 @@ func (s *Server) listEmailEvents(c *gin.Context) {
 	}
 }
 
-// writeEventPage writes to w, as JSON array elements, the events of one page of f: up to
-// f.Limit after f's cursor, and fewer when the next would take the page's events past pageBytes
-// (a page holds at least one event, however large). It returns the cursor of the next page, or
-// "" on the last. The store is read in chunks whose rows are closed before w sees them.
-func writeEventPage(ctx context.Context, db *store.DB, f store.EventFilter, pageBytes int, w *bufio.Writer) (string, error) {
-	perPage := f.Limit
-	var chunk store.EventChunk
-	var lastTime time.Time
-	var lastID int64
-	var elem []byte
-	n, size := 0, 0
-	for {
-		f.Limit = min(perPage+1-n, pageChunkRows) // one past the page says whether another follows
-		more, err := db.ReadEmailEvents(ctx, f, pageChunkBytes, &chunk)
-		if err != nil {
-			return "", err
-		}
-		for i := range chunk.Events {
-			e := &chunk.Events[i]
-			if n == perPage {
-				return encodeEventCursor(lastTime, lastID), nil
-			}
-			elem = elem[:0]
-			if n > 0 {
-				elem = append(elem, ',')
-			}
-			elem = appendEventJSON(elem, e)
-			if n > 0 && size+len(elem) > pageBytes {
-				return encodeEventCursor(lastTime, lastID), nil
-			}
-			if _, err := w.Write(elem); err != nil {
-				return "", err
-			}
-			n, size = n+1, size+len(elem)
-			lastTime, lastID = e.Time, e.ID
-		}
-		if !more || len(chunk.Events) == 0 {
-			return "", nil
-		}
-		f.BeforeTime, f.BeforeID = lastTime, lastID
-	}
-}
-
 // exportEmailEvents answers GET …/email-events.csv: every event the filters select, streamed as
 // CSV in constant memory. X-Total-Count says how many rows follow the header. The events are
 // read in chunks and written with no database connection held, each write with a deadline, so
@@ -254,7 +207,7 @@ func (s *Server) exportEmailEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	eq, err := ParseEventQuery(q, true)
+	eq, err := sparkpost.ParseEventQuery(q, true)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -278,7 +231,7 @@ func (s *Server) exportEmailEvents(c *gin.Context) {
 	c.Status(http.StatusOK)
 	w := s.deadlineWriter(c)
 	defer w.done()
-	if _, err := WriteEventsCSV(ctx, s.DB, eq, w, nil); err != nil {
+	if _, err := sparkpost.WriteEventsCSV(ctx, s.DB, eq, w, nil); err != nil {
 		var werr *clientWriteError
 		switch {
 		case errors.As(err, &werr):

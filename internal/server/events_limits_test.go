@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/server"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -160,7 +161,7 @@ func TestCSVExportStalledClientsHoldNoConnection(t *testing.T) {
 
 	// Each client, reading now, gets the start of the file and then the end of the connection:
 	// the export was cut off, not finished and not still waiting.
-	full := server.MaxPageBytes // the JSON page; the CSV files are three times larger
+	full := sparkpost.MaxPageBytes // the JSON page; the CSV files are three times larger
 	for i, conn := range conns {
 		conn.SetReadDeadline(time.Now().Add(time.Minute))
 		got, err := io.Copy(io.Discard, conn)
@@ -249,8 +250,8 @@ func TestEmailEventsPageByteCap(t *testing.T) {
 		if status != 200 || json.Unmarshal(body, &p) != nil {
 			t.Fatalf("GET %s: %d %.300s", next, status, body)
 		}
-		if len(body) > server.MaxPageBytes+64<<10 {
-			t.Fatalf("page %d is %d bytes, past the %d-byte cap", pages, len(body), server.MaxPageBytes)
+		if len(body) > sparkpost.MaxPageBytes+64<<10 {
+			t.Fatalf("page %d is %d bytes, past the %d-byte cap", pages, len(body), sparkpost.MaxPageBytes)
 		}
 		if p.TotalCount != n || len(p.Results) == 0 {
 			t.Fatalf("page %d: %d results, total_count %d", pages, len(p.Results), p.TotalCount)
@@ -258,7 +259,7 @@ func TestEmailEventsPageByteCap(t *testing.T) {
 		if p.Links.Next != "" && !strings.Contains(p.Links.Next, "per_page=10000") {
 			t.Fatalf("links.next %q lost per_page", p.Links.Next)
 		}
-		if p.Links.Next != "" && len(body) < server.MaxPageBytes/2 {
+		if p.Links.Next != "" && len(body) < sparkpost.MaxPageBytes/2 {
 			t.Fatalf("page %d ended early at %d bytes", pages, len(body))
 		}
 		ids = append(ids, p.ids()...)
@@ -384,8 +385,8 @@ func TestEmailEventsLargePagesMemory(t *testing.T) {
 		}
 	}
 	// Pages are streamed: a page costs a chunk of events and a write buffer, not its size.
-	if limit := 4 * 2 * float64(server.MaxPageBytes) / (1 << 20); growth > limit {
-		t.Errorf("the heap grew by %.0f MiB for four pages capped at %d MiB each", growth, server.MaxPageBytes>>20)
+	if limit := 4 * 2 * float64(sparkpost.MaxPageBytes) / (1 << 20); growth > limit {
+		t.Errorf("the heap grew by %.0f MiB for four pages capped at %d MiB each", growth, sparkpost.MaxPageBytes>>20)
 	}
 }
 

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -314,7 +314,7 @@ func TestEmailEventsCSV(t *testing.T) {
 	}
 	// The default columns.
 	status, body, _ = app.Do("GET", "/api/v1/tenants/"+a.ID+"/email-events.csv?events=open", ta, nil)
-	if status != 200 || !strings.HasPrefix(string(body), strings.Join(server.DefaultCSVFields, ",")+"\n2024-05-01T12:01:00.000Z,open,c2,bob@example.com,") {
+	if status != 200 || !strings.HasPrefix(string(body), strings.Join(sparkpost.DefaultCSVFields, ",")+"\n2024-05-01T12:01:00.000Z,open,c2,bob@example.com,") {
 		t.Fatalf("default columns: %d\n%s", status, body)
 	}
 }
@@ -345,7 +345,7 @@ func TestCSVExportMemoryIsFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertEvents(t, app.DB, tn.ID, n, t0, time.Second)
-	eq, err := server.ParseEventQuery(url.Values{"fields": {"timestamp,type,event_id,rcpt_to,message_id,campaign_id,subject,rcpt_meta.user_id,user_agent,switchboard.status"}}, true)
+	eq, err := sparkpost.ParseEventQuery(url.Values{"fields": {"timestamp,type,event_id,rcpt_to,message_id,campaign_id,subject,rcpt_meta.user_id,user_agent,switchboard.status"}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestCSVExportMemoryIsFlat(t *testing.T) {
 		runtime.ReadMemStats(&before)
 		var cw countingWriter
 		var ms runtime.MemStats
-		rows, err := server.WriteEventsCSV(context.Background(), app.DB, eq, &cw, func(int) {
+		rows, err := sparkpost.WriteEventsCSV(context.Background(), app.DB, eq, &cw, func(int) {
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapAlloc)

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"net/url"
 	"strconv"
 	"time"
@@ -31,29 +29,19 @@ type Links struct {
 	Next string `json:"next,omitempty"`
 }
 
-// cursor is the decoded form of the opaque cursor: the sort key of the last row returned.
-type cursor struct {
-	T  int64  `json:"t"`
-	ID string `json:"id"`
-}
-
 // pageOf reads ?limit= and ?cursor= into a store.Page.
 func pageOf(c *gin.Context) (store.Page, error) {
-	p := store.Page{Limit: defaultLimit}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			return p, domain.Errorf(domain.EINVALID, "limit: must be a whole number from 1 to %d", maxLimit)
-		}
-		p.Limit = n
+	p := store.Page{}
+	var err error
+	if p.Limit, err = domain.ParseLimit("limit", c.Query("limit"), defaultLimit, maxLimit); err != nil {
+		return p, err
 	}
 	if v := c.Query("cursor"); v != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(v)
-		var cur cursor
-		if err != nil || json.Unmarshal(raw, &cur) != nil || cur.ID == "" {
-			return p, domain.Errorf(domain.EINVALID, "cursor: not a cursor this server issued; use links.next as given")
+		cur, err := domain.ParseCursor(v)
+		if err != nil {
+			return p, err
 		}
-		p.AfterTime, p.AfterID = time.UnixMilli(cur.T), cur.ID
+		p.AfterTime, p.AfterID = cur.Time, cur.ID
 	}
 	return p, nil
 }
@@ -64,9 +52,8 @@ func nextLink(c *gin.Context, p store.Page, n int, t time.Time, id string) strin
 	if n < p.Limit {
 		return ""
 	}
-	b, _ := json.Marshal(cursor{T: t.UnixMilli(), ID: id})
 	q := c.Request.URL.Query()
-	q.Set("cursor", base64.RawURLEncoding.EncodeToString(b))
+	q.Set("cursor", domain.Cursor{Time: t, ID: id}.String())
 	q.Set("limit", strconv.Itoa(p.Limit))
 	return (&url.URL{Path: c.Request.URL.Path, RawQuery: q.Encode()}).String()
 }

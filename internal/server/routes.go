@@ -46,6 +46,10 @@ func (s *Server) routes() *gin.Engine {
 	t.PUT("/segment", s.putSegment)
 	t.GET("/segment", s.getSegment)
 
+	// The outbox of both directions.
+	t.GET("/deliveries", s.listDeliveries)
+	t.POST("/deliveries/retry", s.retryDeliveries)
+
 	s.sourceRoutes(r, t)
 	s.destinationRoutes(r, t)
 	return r

@@ -2,17 +2,15 @@ package server
 
 import (
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/backfill"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -21,7 +19,7 @@ type SourceConfig struct {
 	// BatchCommitted is told after a batch is committed (the processor wakes).
 	BatchCommitted func()
 	// Backfill runs back-fill jobs; nil answers back-fill requests with 503.
-	Backfill *backfill.Runner
+	Backfill *sparkpost.BackfillRunner
 }
 
 // credentialOverlap is how long old credentials keep working after a rotation (SPEC §4.2).
@@ -30,17 +28,11 @@ const credentialOverlap = 24 * time.Hour
 // oauthTokenTTL is the lifetime of a bearer token issued to SparkPost.
 const oauthTokenTTL = time.Hour
 
-// sparkpostTypes are the event types SparkPost documents; a source's `events` list must name them.
-var sparkpostTypes = []string{
-	"delivery", "bounce", "out_of_band", "open", "amp_open", "initial_open", "amp_initial_open", "click", "amp_click",
-	"spam_complaint", "list_unsubscribe", "link_unsubscribe", "injection", "delay", "policy_rejection",
-	"generation_failure", "generation_rejection", "sms_status", "relay_injection", "relay_rejection", "relay_delivery",
-	"relay_tempfail", "relay_permfail", "ab_test_completed", "ab_test_cancelled",
-}
-
-// sourceRoutes mounts the SparkPost hook, OAuth token endpoint and the source admin routes.
+// sourceRoutes mounts each provider's hook, the OAuth token endpoint and the source admin routes.
 func (s *Server) sourceRoutes(r *gin.Engine, t *gin.RouterGroup) {
-	r.POST("/hooks/sparkpost/:sid", s.limitHookMemory, s.sparkpostHook)
+	for _, name := range source.Providers() {
+		r.POST("/hooks/"+name+"/:sid", s.limitHookMemory, s.hook(source.Lookup(name)))
+	}
 	r.POST("/oauth/token", s.oauthToken)
 
 	t.POST("/sources", s.createSource)
@@ -57,20 +49,20 @@ func (s *Server) sourceRoutes(r *gin.Engine, t *gin.RouterGroup) {
 	t.POST("/sources/:sid/backfill", s.startBackfill)
 	t.GET("/sources/:sid/backfill/:job_id", s.getBackfill)
 	t.GET("/backfills", s.listBackfills)
-	t.GET("/deliveries", s.listDeliveries)
-	t.POST("/deliveries/retry", s.retryDeliveries)
 }
 
 // sourceOut is a source as the API shows it.
 type sourceOut struct {
 	ID                  string    `json:"id"`
 	Name                string    `json:"name"`
+	Provider            string    `json:"provider"`
 	WebhookURL          string    `json:"webhook_url"`
 	Auth                string    `json:"auth"`
 	UserIDKeys          []string  `json:"user_id_keys"`
 	AnonymousID         string    `json:"anonymous_id"`
 	Events              []string  `json:"events"`
 	ForwardInitialOpens bool      `json:"forward_initial_opens"`
+	PublicKey           string    `json:"public_key,omitempty"`
 	Paused              bool      `json:"paused"`
 	Credentials         any       `json:"credentials,omitempty"`
 	CreatedAt           time.Time `json:"created_at"`
@@ -79,74 +71,21 @@ type sourceOut struct {
 
 func (s *Server) sourceBody(src *store.Source, creds any) sourceOut {
 	return sourceOut{
-		ID: src.ID, Name: src.Name, WebhookURL: s.PublicURL + "/hooks/sparkpost/" + src.ID, Auth: src.Auth,
+		ID: src.ID, Name: src.Name, Provider: src.Provider, WebhookURL: s.PublicURL + "/hooks/" + src.Provider + "/" + src.ID, Auth: src.Auth,
 		UserIDKeys: src.Settings.UserIDKeys, AnonymousID: src.Settings.AnonymousID, Events: src.Settings.Events,
-		ForwardInitialOpens: src.Settings.ForwardInitialOpens, Paused: src.Paused, Credentials: creds,
+		ForwardInitialOpens: src.Settings.ForwardInitialOpens, PublicKey: src.Settings.PublicKey, Paused: src.Paused, Credentials: creds,
 		CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
 	}
 }
 
-// sourceIn is the body of create and update; absent fields keep their value (or default).
-type sourceIn struct {
-	Name                *string   `json:"name"`
-	Auth                *string   `json:"auth"`
-	UserIDKeys          *[]string `json:"user_id_keys"`
-	AnonymousID         *string   `json:"anonymous_id"`
-	Events              *[]string `json:"events"`
-	ForwardInitialOpens *bool     `json:"forward_initial_opens"`
-	Paused              *bool     `json:"paused"`
-}
-
-// apply validates in and writes it over src.
-func (in *sourceIn) apply(src *store.Source) error {
-	if in.Name != nil || src.Name == "" {
-		name, err := checkName("name", in.Name)
-		if err != nil {
-			return err
-		}
-		src.Name = name
-	}
-	if in.UserIDKeys != nil {
-		keys := *in.UserIDKeys
-		if len(keys) == 0 || len(keys) > 20 {
-			return domain.Errorf(domain.EINVALID, "user_id_keys: must list 1 to 20 rcpt_meta keys")
-		}
-		for _, k := range keys {
-			if strings.TrimSpace(k) == "" || len(k) > 200 {
-				return domain.Errorf(domain.EINVALID, "user_id_keys: each key must be a non-empty string of at most 200 characters")
-			}
-		}
-		src.Settings.UserIDKeys = keys
-	}
-	if in.AnonymousID != nil {
-		switch *in.AnonymousID {
-		case source.AnonymousSHA256Email, source.AnonymousEmail, source.AnonymousSkip:
-			src.Settings.AnonymousID = *in.AnonymousID
-		default:
-			return domain.Errorf(domain.EINVALID, "anonymous_id: must be one of sha256_email, email, skip")
-		}
-	}
-	if in.Events != nil {
-		for _, e := range *in.Events {
-			if !slices.Contains(sparkpostTypes, e) {
-				return domain.Errorf(domain.EINVALID, "events: %q is not a SparkPost event type (one of %s)", e, strings.Join(sparkpostTypes, ", "))
-			}
-		}
-		src.Settings.Events = *in.Events
-	}
-	if in.ForwardInitialOpens != nil {
-		src.Settings.ForwardInitialOpens = *in.ForwardInitialOpens
-	}
-	if in.Paused != nil {
-		src.Paused = *in.Paused
-	}
-	return nil
-}
-
 // newCredentials makes a credential pair for a source's auth kind and returns what the API
-// shows once: {username, password} or {client_id, client_secret, token_url}.
+// shows once: {username, password} or {client_id, client_secret, token_url}; a source that
+// relies on its provider's signature alone has none (shown is nil).
 func (s *Server) newCredentials(authKind string) (username, secret string, shown any) {
-	if authKind == "oauth2" {
+	if authKind == domain.AuthSignature {
+		return "", "", nil
+	}
+	if authKind == domain.AuthOAuth2 {
 		id, secret := domain.NewID("spc_"), domain.NewSecret("sps_")
 		return id, secret, gin.H{"client_id": id, "client_secret": secret, "token_url": s.PublicURL + "/oauth/token"}
 	}
@@ -155,20 +94,12 @@ func (s *Server) newCredentials(authKind string) (username, secret string, shown
 }
 
 func (s *Server) createSource(c *gin.Context) {
-	var in sourceIn
+	var in source.Update
 	if !s.decode(c, &in) {
 		return
 	}
-	src := &store.Source{ID: domain.NewID("src_"), TenantID: tenantOf(c).ID, Auth: "basic",
-		Settings: store.SourceSettings{UserIDKeys: []string{"user_id", "userId"}, AnonymousID: source.AnonymousSHA256Email, Events: []string{}}}
-	if in.Auth != nil {
-		if *in.Auth != "basic" && *in.Auth != "oauth2" {
-			s.fail(c, domain.Errorf(domain.EINVALID, "auth: must be basic or oauth2"))
-			return
-		}
-		src.Auth = *in.Auth
-	}
-	if err := in.apply(src); err != nil {
+	src, err := in.New(tenantOf(c).ID)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -218,7 +149,7 @@ func (s *Server) listSources(c *gin.Context) {
 }
 
 func (s *Server) updateSource(c *gin.Context) {
-	var in sourceIn
+	var in source.Update
 	if !s.decode(c, &in) {
 		return
 	}
@@ -226,12 +157,8 @@ func (s *Server) updateSource(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if in.Auth != nil && *in.Auth != src.Auth {
-		s.fail(c, domain.Errorf(domain.EINVALID, "auth: cannot be changed; create a new source for another auth kind"))
-		return
-	}
 	wasPaused := src.Paused
-	if err := in.apply(src); err != nil {
+	if err := in.Apply(src); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -256,6 +183,10 @@ func (s *Server) deleteSource(c *gin.Context) {
 func (s *Server) rotateSource(c *gin.Context) {
 	src, ok := s.source(c)
 	if !ok {
+		return
+	}
+	if src.Auth == domain.AuthSignature {
+		s.fail(c, domain.Errorf(domain.EINVALID, "auth: this source is checked by its signature alone and has no credentials to rotate; PATCH public_key to change the key"))
 		return
 	}
 	user, secret, shown := s.newCredentials(src.Auth)

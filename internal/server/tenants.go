@@ -2,10 +2,7 @@ package server
 
 import (
 	"net/http"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -24,32 +21,6 @@ func (s *Server) decode(c *gin.Context, dst any) bool {
 	return true
 }
 
-// invisible reports format characters (Unicode category Cf: zero-width spaces and joiners, bidi
-// embeddings, overrides and isolates, the BOM) and other characters that render as nothing:
-// in a name they make one tenant look like another.
-func invisible(r rune) bool {
-	return unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == '\u3164' || r == '\u115f' || r == '\u1160'
-}
-
-// checkName validates a display name.
-func checkName(field string, name *string) (string, error) {
-	if name == nil {
-		return "", domain.Errorf(domain.EINVALID, "%s: is required", field)
-	}
-	n := strings.TrimSpace(*name)
-	switch {
-	case n == "":
-		return "", domain.Errorf(domain.EINVALID, "%s: must not be empty", field)
-	case utf8.RuneCountInString(n) > 200:
-		return "", domain.Errorf(domain.EINVALID, "%s: must be at most 200 characters", field)
-	case strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || (r >= 0x7f && r < 0xa0) }):
-		return "", domain.Errorf(domain.EINVALID, "%s: must not contain control characters", field)
-	case strings.ContainsFunc(n, invisible):
-		return "", domain.Errorf(domain.EINVALID, "%s: must not contain invisible or text-direction characters (zero-width, bidi overrides)", field)
-	}
-	return n, nil
-}
-
 type tenantBody struct {
 	Name *string `json:"name"`
 }
@@ -59,7 +30,7 @@ func (s *Server) createTenant(c *gin.Context) {
 	if !s.decode(c, &in) {
 		return
 	}
-	name, err := checkName("name", in.Name)
+	name, err := domain.CheckName("name", in.Name)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -100,7 +71,7 @@ func (s *Server) renameTenant(c *gin.Context) {
 	if !s.decode(c, &in) {
 		return
 	}
-	name, err := checkName("name", in.Name)
+	name, err := domain.CheckName("name", in.Name)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -3,7 +3,7 @@ package source
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -12,10 +12,11 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
+	"github.com/switchboard-hub/switchboard/internal/worker"
 )
 
-// Processor is the worker between the inbox and the outbox: it splits each committed SparkPost
-// batch into events, maps them to Segment track calls and commits events and deliveries with
+// Processor is the worker between the inbox and the outbox: it splits each committed webhook
+// batch into events with its source's Provider, maps them to Segment track calls and commits events and deliveries with
 // store.CommitProcessed: in short background transactions that every tenant's webhook acks go
 // ahead of, the batch's "processed" mark with the last one. A crash anywhere means the batch is
 // simply done again; what was committed before it is recognised by event_id, never stored or
@@ -27,90 +28,38 @@ type Processor struct {
 	Notify func(tenantID string)
 	// Observe is told how many events a batch held and how many were new (for metrics).
 	Observe func(tenantID string, received, stored, queued int)
-	// Poll is how often the inbox is looked at without a Wake.
+	// Poll is how often the inbox is looked at without a Wake; set it before Start.
 	Poll time.Duration
 
-	wake   chan struct{}
-	cancel context.CancelFunc
-	done   chan struct{}
-	alive  bool
-	mu     sync.Mutex
+	loop worker.Loop
 }
 
 // NewProcessor returns a processor; Start runs it.
 func NewProcessor(db *store.DB, log *slog.Logger) *Processor {
-	return &Processor{db: db, log: log, Poll: time.Second, wake: make(chan struct{}, 1)}
+	return &Processor{db: db, log: log, Poll: time.Second}
 }
 
 // Wake tells the processor a batch was committed.
-func (p *Processor) Wake() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Processor) Wake() { p.loop.Wake() }
 
-// Start runs the loop until Close.
-func (p *Processor) Start(context.Context) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.mu.Lock()
-	p.cancel, p.done, p.alive = cancel, make(chan struct{}), true
-	p.mu.Unlock()
-	go p.loop(ctx)
-	return nil
-}
-
-// Close stops the loop after the batches in hand are committed (or ctx ends).
-func (p *Processor) Close(ctx context.Context) error {
-	p.mu.Lock()
-	cancel, done := p.cancel, p.done
-	p.mu.Unlock()
-	if cancel == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Ready fails when the loop is not running.
-func (p *Processor) Ready(context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.alive {
-		return errors.New("sparkpost processor is not running")
-	}
-	return nil
-}
-
-func (p *Processor) loop(ctx context.Context) {
-	defer func() {
-		p.mu.Lock()
-		p.alive = false
-		p.mu.Unlock()
-		close(p.done)
-	}()
-	t := time.NewTicker(p.Poll)
-	defer t.Stop()
-	for ctx.Err() == nil {
+// Start runs the processor in the background until Close. A failing round (the database
+// unavailable, say) is retried with backoff and logged at most once a minute.
+func (p *Processor) Start(ctx context.Context) error {
+	p.loop.Name, p.loop.Log, p.loop.Poll = "batch processor", p.log, p.Poll
+	p.loop.Step = func(ctx context.Context) (bool, error) {
 		n, err := p.ProcessOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			p.log.Error("sparkpost processor", "error", err.Error())
-		}
-		if n > 0 && err == nil {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-p.wake:
-		case <-t.C:
-		}
+		return n > 0, err
 	}
+	return p.loop.Start(ctx)
 }
+
+// Close stops the processor: the round in hand is cancelled and waited for. A batch cut off
+// half-way is simply processed again after a restart; what it committed is recognised by
+// event_id and never stored or queued twice.
+func (p *Processor) Close(ctx context.Context) error { return p.loop.Close(ctx) }
+
+// Ready fails when the processor is not running.
+func (p *Processor) Ready(ctx context.Context) error { return p.loop.Ready(ctx) }
 
 // ProcessOnce processes the oldest unprocessed batches, a few at a time in parallel (mapping is
 // CPU work; the commits share the group committer), and returns how many it finished.
@@ -157,34 +106,24 @@ func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
 	if err != nil {
 		return err
 	}
+	prov := Lookup(src.Provider)
+	if prov == nil {
+		return fmt.Errorf("source %s has provider %q, which this build does not know", src.ID, src.Provider)
+	}
 	_, keyErr := p.db.SegmentKey(ctx, b.TenantID)
-	pb := &store.ProcessedBatch{
-		Batch: b, Paused: src.Paused, NoKey: domain.ErrorCode(keyErr) == domain.ENOTFOUND,
-		Target: delivery.TargetSegment, MaxAge: delivery.MaxAge,
-	}
-	settings := Settings{
-		UserIDKeys: src.Settings.UserIDKeys, AnonymousID: src.Settings.AnonymousID,
-		Events: src.Settings.Events, ForwardInitialOpens: src.Settings.ForwardInitialOpens,
-	}
-	elems, _, err := SplitBatch(b.Body)
-	if err != nil {
-		pb.Error = domain.ErrorMessage(err)
-	}
-	pb.Events = make([]*store.EmailEvent, 0, len(elems))
-	for _, elem := range elems {
-		pb.Events = append(pb.Events, p.event(b.TenantID, ParseEvent(elem), settings))
-	}
+	pb := Batch(prov, b, src.Settings, "")
+	pb.Paused, pb.NoKey = src.Paused, domain.ErrorCode(keyErr) == domain.ENOTFOUND
 	if err := p.db.CommitProcessed(ctx, pb); err != nil {
 		return err
 	}
 	// One line per batch, so that "SparkPost says it sent 19 events" can be checked against what
 	// became of them; the ids and counts only, never a body (it holds the recipients' data).
-	p.log.Info("sparkpost batch processed",
+	p.log.Info(prov.Name()+" batch processed",
 		"tenant_id", b.TenantID, "source_id", b.SourceID, "batch_id", b.BatchID, "inbox_id", b.ID,
-		"events", len(elems), "new", pb.Inserted, "duplicates", pb.Duplicates, "queued", pb.Queued,
+		"events", len(pb.Events), "new", pb.Inserted, "duplicates", pb.Duplicates, "queued", pb.Queued,
 		"transactions", pb.Chunks, "ms", float64(time.Since(start).Microseconds())/1000)
 	if p.Observe != nil {
-		p.Observe(b.TenantID, len(elems), pb.Inserted, pb.Queued)
+		p.Observe(b.TenantID, len(pb.Events), pb.Inserted, pb.Queued)
 	}
 	if pb.Queued > 0 && p.Notify != nil {
 		p.Notify(b.TenantID)
@@ -192,20 +131,42 @@ func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
 	return nil
 }
 
-// event maps one parsed event to its stored row and, when it is to be sent, its Segment payload.
-func (p *Processor) event(tenantID string, ev Event, s Settings) *store.EmailEvent {
+// Batch turns a stored webhook body into its event rows: each element parsed by the provider
+// and, unless notSent gives the reason they are only stored (a back-fill that does not
+// forward), mapped to its Segment track call, which then becomes the row's delivery. The
+// processor and the back-fill share it, so an event means the same wherever it came from.
+func Batch(p Provider, b *store.InboxBatch, s domain.SourceSettings, notSent string) *store.ProcessedBatch {
+	pb := &store.ProcessedBatch{Batch: b, Target: delivery.TargetSegment, MaxAge: delivery.MaxAge}
+	elems, _, err := p.Split(b.Body)
+	if err != nil {
+		pb.Error = domain.ErrorMessage(err)
+	}
+	pb.Events = make([]*store.EmailEvent, 0, len(elems))
+	for _, elem := range elems {
+		pb.Events = append(pb.Events, row(p, b.TenantID, p.Parse(elem), s, notSent))
+	}
+	return pb
+}
+
+// row maps one parsed event to its stored row and, when it is to be sent, its Segment payload.
+func row(p Provider, tenantID string, ev Event, s domain.SourceSettings, notSent string) *store.EmailEvent {
 	e := &store.EmailEvent{
 		EventID: ev.EventID, Type: ev.Type, Wrapper: ev.Wrapper, Time: ev.Timestamp, Recipient: ev.Recipient,
 		MessageID: ev.MessageID, CampaignID: ev.CampaignID, TemplateID: ev.TemplateID, TransmissionID: ev.TransmissionID,
 		SubaccountID: ev.SubaccountID, BounceClass: ev.BounceClass, Body: ev.Body,
 	}
-	t, out, reason := Map(tenantID, ev, s)
+	if ev.ParseError != "" {
+		e.Status, e.Reason = store.EventInvalid, ev.ParseError
+		return e
+	}
+	if notSent != "" {
+		e.Status, e.Reason = store.EventNotSent, notSent
+		return e
+	}
+	t, out, reason := p.Map(tenantID, ev, s)
 	switch out {
 	case OutcomeSend:
-		payload, err := json.Marshal(delivery.SegmentMessage{
-			Type: "track", MessageID: t.MessageID, UserID: t.UserID, AnonymousID: t.AnonymousID, Event: t.Event,
-			Timestamp: t.Timestamp, Properties: t.Properties, Context: t.Context,
-		})
+		payload, err := json.Marshal(&t)
 		if err != nil {
 			e.Status, e.Reason = store.EventInvalid, "cannot encode the Segment message: "+err.Error()
 			break
@@ -214,7 +175,7 @@ func (p *Processor) event(tenantID string, ev Event, s Settings) *store.EmailEve
 	case OutcomeSkipped:
 		e.Status, e.Reason = store.EventSkipped, reason
 	case OutcomeInvalid:
-		e.Status, e.Reason = store.EventInvalid, ev.ParseError
+		e.Status, e.Reason = store.EventInvalid, reason
 	default:
 		e.Status, e.Reason = store.EventNotSent, reason
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/switchboard-hub/switchboard/internal/source"
+	_ "github.com/switchboard-hub/switchboard/internal/source/sparkpost" // the provider of the batches here
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 

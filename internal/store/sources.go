@@ -10,20 +10,17 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
-// SourceSettings are a source's mapping options (SPEC §5.4).
-type SourceSettings struct {
-	UserIDKeys          []string `json:"user_id_keys"`
-	AnonymousID         string   `json:"anonymous_id"`
-	Events              []string `json:"events"`
-	ForwardInitialOpens bool     `json:"forward_initial_opens"`
-}
+// SourceSettings are a source's mapping options; the type is shared with the rules and the
+// mapping (domain.SourceSettings), and stored as JSON.
+type SourceSettings = domain.SourceSettings
 
-// Source is a SparkPost webhook target of one tenant.
+// Source is a webhook target of one tenant for one provider's events.
 type Source struct {
 	ID        string
 	TenantID  string
 	Name      string
-	Auth      string // basic | oauth2
+	Provider  string // domain.ProviderSparkPost (the default when empty) | domain.ProviderSendGrid
+	Auth      string // domain.AuthBasic | AuthOAuth2 | AuthSignature
 	Settings  SourceSettings
 	Paused    bool
 	CreatedAt time.Time
@@ -40,15 +37,21 @@ type SourceCredential struct {
 	ExpiresAt  time.Time // zero: current
 }
 
-// CreateSource stores a source with its first credential.
+// CreateSource stores a source with its first credential (none when username is empty).
 func (db *DB) CreateSource(ctx context.Context, s *Source, username, secretHash string) error {
 	now := db.Now().UTC().Truncate(time.Millisecond)
 	s.CreatedAt, s.UpdatedAt = now, now
 	settings, _ := json.Marshal(s.Settings)
+	if s.Provider == "" {
+		s.Provider = domain.ProviderSparkPost
+	}
 	return db.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO sources (id, tenant_id, name, auth, settings, paused, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.ID, s.TenantID, s.Name, s.Auth, settings, s.Paused, toMillis(now), toMillis(now)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO sources (id, tenant_id, name, provider, auth, settings, paused, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, s.ID, s.TenantID, s.Name, s.Provider, s.Auth, settings, s.Paused, toMillis(now), toMillis(now)); err != nil {
 			return err
+		}
+		if username == "" { // checked by the provider's signature alone: no credential
+			return nil
 		}
 		_, err := tx.Exec(`INSERT INTO source_credentials (source_id, username, secret_hash, created_at) VALUES (?, ?, ?, ?)`,
 			s.ID, username, secretHash, toMillis(now))
@@ -56,13 +59,13 @@ func (db *DB) CreateSource(ctx context.Context, s *Source, username, secretHash 
 	})
 }
 
-const sourceColumns = `id, tenant_id, name, auth, settings, paused, created_at, updated_at`
+const sourceColumns = `id, tenant_id, name, provider, auth, settings, paused, created_at, updated_at`
 
 func scanSource(row interface{ Scan(...any) error }) (*Source, error) {
 	var s Source
 	var settings []byte
 	var created, updated int64
-	if err := row.Scan(&s.ID, &s.TenantID, &s.Name, &s.Auth, &settings, &s.Paused, &created, &updated); err != nil {
+	if err := row.Scan(&s.ID, &s.TenantID, &s.Name, &s.Provider, &s.Auth, &settings, &s.Paused, &created, &updated); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(settings, &s.Settings); err != nil {

@@ -1,18 +1,16 @@
-package server
+package sparkpost
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-	_ "time/tzdata" // timezone= must work on hosts without /usr/share/zoneinfo (minimal containers)
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -100,10 +98,8 @@ func ParseEventQuery(q url.Values, csv bool) (*EventQuery, error) {
 		dst := field(f)
 		*dst = append(*dst, vals...)
 	}
-	for _, t := range f.Types {
-		if !slices.Contains(sparkpostTypes, t) {
-			return nil, domain.Errorf(domain.EINVALID, "events: %q is not a SparkPost event type (one of %s)", t, strings.Join(sparkpostTypes, ", "))
-		}
+	if err := checkEventTypes(f.Types); err != nil {
+		return nil, err
 	}
 	for _, b := range f.BounceClasses {
 		if n, err := strconv.Atoi(b); err != nil || n < 1 || n > 100 {
@@ -117,7 +113,7 @@ func ParseEventQuery(q url.Values, csv bool) (*EventQuery, error) {
 	}
 
 	if v := q.Get("timezone"); v != "" {
-		loc, err := loadLocation(v)
+		loc, err := domain.LoadLocation(v)
 		if err != nil {
 			return nil, err
 		}
@@ -125,12 +121,12 @@ func ParseEventQuery(q url.Values, csv bool) (*EventQuery, error) {
 	}
 	var err error
 	if v := q.Get("from"); v != "" {
-		if f.From, err = ParseTime("from", v, eq.Location); err != nil {
+		if f.From, err = domain.ParseTime("from", v, eq.Location); err != nil {
 			return nil, err
 		}
 	}
 	if v := q.Get("to"); v != "" {
-		if f.To, err = ParseTime("to", v, eq.Location); err != nil {
+		if f.To, err = domain.ParseTime("to", v, eq.Location); err != nil {
 			return nil, err
 		}
 	}
@@ -139,19 +135,18 @@ func ParseEventQuery(q url.Values, csv bool) (*EventQuery, error) {
 	}
 
 	if !csv {
-		if v := q.Get("per_page"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > MaxPerPage {
-				return nil, domain.Errorf(domain.EINVALID, "per_page: must be a whole number from 1 to %d", MaxPerPage)
-			}
-			f.Limit = n
+		if f.Limit, err = domain.ParseLimit("per_page", q.Get("per_page"), DefaultPerPage, MaxPerPage); err != nil {
+			return nil, err
 		}
 		if v := q.Get("cursor"); v != "" {
-			t, id, ok := decodeEventCursor(v)
-			if !ok {
-				return nil, domain.Errorf(domain.EINVALID, "cursor: not a cursor this server issued; use links.next as given")
+			cur, err := domain.ParseCursor(v)
+			if err != nil {
+				return nil, err
 			}
-			f.BeforeTime, f.BeforeID = t, id
+			if f.BeforeID, err = cur.IntID(); err != nil {
+				return nil, err
+			}
+			f.BeforeTime = cur.Time
 		}
 		return eq, nil
 	}
@@ -191,60 +186,29 @@ func splitParam(q url.Values, name, delim string) ([]string, error) {
 	return out, nil
 }
 
-// loadLocation reads an IANA time zone name (Europe/Berlin, America/New_York, UTC).
-func loadLocation(name string) (*time.Location, error) {
-	if name != "Local" && len(name) <= 64 {
-		if loc, err := time.LoadLocation(name); err == nil {
-			return loc, nil
+// checkEventTypes accepts the event types of every provider: the event store holds them all.
+func checkEventTypes(types []string) error {
+	var all []string
+	for _, name := range source.Providers() {
+		all = append(all, source.Lookup(name).Types()...)
+	}
+	for _, t := range types {
+		if !slices.Contains(all, t) {
+			if len(source.Providers()) == 1 {
+				return source.CheckTypes("events", Provider, types)
+			}
+			slices.Sort(all)
+			return domain.Errorf(domain.EINVALID, "events: %q is not an event type of %s (one of %s)", t, titles(), strings.Join(slices.Compact(all), ", "))
 		}
 	}
-	return nil, domain.Errorf(domain.EINVALID, "timezone: %q is not an IANA time zone name such as Europe/Berlin or America/New_York", name)
+	return nil
 }
 
-// Time layouts accepted for from and to. Those without an offset are local times in the
-// query's timezone (UTC unless given), as SparkPost reads them.
-var (
-	zonedLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z07:00"}
-	localLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"}
-)
-
-// ParseTime reads an ISO-8601 time for the named parameter; a time without an offset is read in
-// loc. A local time that a daylight-saving change skips is read with the offset before the change.
-func ParseTime(name, v string, loc *time.Location) (time.Time, error) {
-	for _, layout := range zonedLayouts {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t, nil
-		}
+// titles names the registered providers: "SendGrid or SparkPost".
+func titles() string {
+	var ts []string
+	for _, name := range source.Providers() {
+		ts = append(ts, source.Lookup(name).Title())
 	}
-	for _, layout := range localLayouts {
-		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, domain.Errorf(domain.EINVALID,
-		"%s: %q is not an ISO-8601 time such as 2024-05-01T00:00:00Z, or a local time such as 2024-05-01T00:00 read in timezone", name, v)
+	return strings.Join(ts, " or ")
 }
-
-// eventCursor is the opaque cursor of email-events: the (time, id) of the last event returned.
-type eventCursor struct {
-	T  int64 `json:"t"`
-	ID int64 `json:"id"`
-}
-
-func encodeEventCursor(t time.Time, id int64) string {
-	b, _ := json.Marshal(eventCursor{T: t.UnixMilli(), ID: id})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeEventCursor(v string) (time.Time, int64, bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(v)
-	var cur eventCursor
-	if err != nil || json.Unmarshal(raw, &cur) != nil || cur.ID <= 0 {
-		return time.Time{}, 0, false
-	}
-	return time.UnixMilli(cur.T).UTC(), cur.ID, true
-}
-
-// parseTime reads an ISO-8601 time for the named parameter of another handler; one without an
-// offset is UTC.
-func parseTime(name, v string) (time.Time, error) { return ParseTime(name, v, time.UTC) }

@@ -1,4 +1,4 @@
-package server
+package sparkpost
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ func FuzzEventJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e := &store.EmailEvent{ID: 1, EventID: "ev-1", Type: "delivery", Wrapper: "message_event", Body: body,
 			Time: time.Unix(1460989507, 0), Status: store.EventNotSent, Reason: "r"}
-		out := appendEventJSON(nil, e)
+		out := AppendEventJSON(nil, e)
 		var got map[string]json.RawMessage
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("invalid JSON for body %q: %v\n%s", body, err, out)
@@ -67,18 +67,6 @@ func jsonEqual(a, b json.RawMessage) bool {
 		return false
 	}
 	return fmt.Sprint(x) == fmt.Sprint(y)
-}
-
-func TestMemberFindsNestedKeys(t *testing.T) {
-	obj := []byte(`{"user_id":"u-1","tier":{"level":2},"esc\"aped":"x","n":null}`)
-	for k, want := range map[string]string{"user_id": `"u-1"`, "tier": `{"level":2}`, "n": "null", "missing": ""} {
-		if got := string(member(obj, k)); got != want {
-			t.Errorf("member %q = %q, want %q", k, got, want)
-		}
-	}
-	if member([]byte(`"not an object"`), "x") != nil {
-		t.Error("a string has no members")
-	}
 }
 
 // FuzzEventQuery feeds arbitrary query strings to the email-events query parser: it must never

@@ -1,4 +1,4 @@
-package backfill
+package sparkpost
 
 import (
 	"context"

@@ -11,88 +11,113 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 	"github.com/switchboard-hub/switchboard/internal/web"
 )
 
-// sparkpostHook takes a SparkPost webhook batch: authenticate, read, commit the raw batch, then
-// answer 200. Everything else happens in the processor after the answer (SparkPost waits 10 s).
-func (s *Server) sparkpostHook(c *gin.Context) {
-	ctx := c.Request.Context()
-	sid := c.Param("sid")
-	if !domain.ValidID("src_", sid) {
-		s.fail(c, domain.Errorf(domain.ENOTFOUND, "source not found"))
-		return
+// hook returns the webhook handler of one provider, mounted at /hooks/{provider}/{source_id}:
+// authenticate, read, commit the raw batch, then answer 200. Everything else happens in the
+// processor after the answer (SparkPost waits 10 s, SendGrid 3 s).
+func (s *Server) hook(p source.Provider) gin.HandlerFunc {
+	batchIDs, _ := p.(source.BatchIDer)
+	verifier, _ := p.(source.Verifier)
+	return func(c *gin.Context) {
+		ctx := c.Request.Context()
+		sid := c.Param("sid")
+		if !domain.ValidID("src_", sid) {
+			s.fail(c, domain.Errorf(domain.ENOTFOUND, "source not found"))
+			return
+		}
+		src, err := s.DB.SourceByID(ctx, sid)
+		if err == nil && src.Provider != p.Name() {
+			err = domain.Errorf(domain.ENOTFOUND, "source not found") // another provider's source: not here
+		}
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		logTenant(c, src.TenantID)
+		if s.throttled(c, src.ID) {
+			return
+		}
+		if src.Auth != domain.AuthSignature {
+			if err := s.authenticateSource(c.Request, src); err != nil {
+				c.Header("WWW-Authenticate", `Basic realm="switchboard"`)
+				s.authFailed(c, src.ID, err)
+				return
+			}
+		}
+		if err := web.RequireJSON(c.Request); err != nil {
+			s.fail(c, err)
+			return
+		}
+		body, err := s.readHookBody(c, src.TenantID)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if verifier != nil && (src.Auth == domain.AuthSignature || src.Settings.PublicKey != "") {
+			// The signature covers the raw body, so it is checked once the body is read.
+			if err := verifier.Verify(c.Request.Header.Get, body, src.Settings, s.DB.Now()); err != nil {
+				s.authFailed(c, src.ID, err)
+				return
+			}
+		}
+		if !utf8.Valid(body) {
+			s.fail(c, domain.Errorf(domain.EINVALID, "request body is not valid UTF-8"))
+			return
+		}
+		elems, ping, err := p.Split(body)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if ping {
+			c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "ping": true})
+			return
+		}
+		if len(elems) > s.MaxBatchEvents {
+			s.fail(c, domain.Errorf(domain.ETOOLARGE, "%d events in one batch; at most %d are accepted (%s sends up to about 1,000)",
+				len(elems), s.MaxBatchEvents, p.Title()))
+			return
+		}
+		b := &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, Body: body}
+		if batchIDs != nil {
+			b.BatchID = batchIDs.BatchID(c.GetHeader)
+			if len(b.BatchID) > 200 {
+				s.fail(c, domain.Errorf(domain.EINVALID, "%s: must be at most 200 characters", sparkpost.BatchIDHeader))
+				return
+			}
+		}
+		dup, err := s.DB.AddBatch(ctx, b)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if dup {
+			c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "duplicate": true, "batch_id": b.BatchID})
+			return
+		}
+		if s.Sources.BatchCommitted != nil {
+			s.Sources.BatchCommitted()
+		}
+		out := gin.H{"accepted": len(elems)}
+		if batchIDs != nil {
+			out["batch_id"] = b.BatchID
+		}
+		c.PureJSON(http.StatusOK, out)
 	}
-	src, err := s.DB.SourceByID(ctx, sid)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	logTenant(c, src.TenantID)
-	if s.throttled(c, src.ID) {
-		return
-	}
-	if err := s.authenticateSource(c.Request, src); err != nil {
-		c.Header("WWW-Authenticate", `Basic realm="switchboard"`)
-		s.authFailed(c, src.ID, err)
-		return
-	}
-	if err := web.RequireJSON(c.Request); err != nil {
-		s.fail(c, err)
-		return
-	}
-	body, err := s.readHookBody(c, src.TenantID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !utf8.Valid(body) {
-		s.fail(c, domain.Errorf(domain.EINVALID, "request body is not valid UTF-8"))
-		return
-	}
-	elems, ping, err := source.SplitBatch(body)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if ping {
-		c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "ping": true})
-		return
-	}
-	if len(elems) > s.MaxBatchEvents {
-		s.fail(c, domain.Errorf(domain.ETOOLARGE, "%d events in one batch; at most %d are accepted (SparkPost sends up to about 1,000)",
-			len(elems), s.MaxBatchEvents))
-		return
-	}
-	b := &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, BatchID: c.GetHeader("X-MessageSystems-Batch-ID"), Body: body}
-	if len(b.BatchID) > 200 {
-		s.fail(c, domain.Errorf(domain.EINVALID, "X-MessageSystems-Batch-ID: must be at most 200 characters"))
-		return
-	}
-	dup, err := s.DB.AddBatch(ctx, b)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if dup {
-		c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "duplicate": true, "batch_id": b.BatchID})
-		return
-	}
-	if s.Sources.BatchCommitted != nil {
-		s.Sources.BatchCommitted()
-	}
-	c.PureJSON(http.StatusOK, gin.H{"accepted": len(elems), "batch_id": b.BatchID})
 }
 
-// authenticateSource checks SparkPost's credentials for a source: HTTP Basic for basic sources,
+// authenticateSource checks a sender's credentials for a source: HTTP Basic for basic sources,
 // a bearer token from /oauth/token for oauth2 sources. Every failure is 401.
 func (s *Server) authenticateSource(r *http.Request, src *store.Source) error {
 	creds, err := s.DB.SourceCredentials(r.Context(), src.ID)
 	if err != nil {
 		return err
 	}
-	if src.Auth == "oauth2" {
+	if src.Auth == domain.AuthOAuth2 {
 		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return domain.Errorf(domain.EUNAUTHORIZED, "this source uses OAuth2: send Authorization: Bearer <access token from /oauth/token>")

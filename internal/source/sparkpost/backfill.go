@@ -1,4 +1,4 @@
-package backfill
+package sparkpost
 
 import (
 	"bytes"
@@ -13,15 +13,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
-// Request asks for a back-fill of one source.
-type Request struct {
+// BackfillRequest asks for a back-fill of one source.
+type BackfillRequest struct {
 	TenantID string
 	SourceID string
 	From, To time.Time // To zero: now
@@ -30,8 +29,8 @@ type Request struct {
 	Forward  bool   // send the events that are new to the store on to Segment
 }
 
-// Runner runs back-fill jobs, each in a goroutine of its own, until Close.
-type Runner struct {
+// BackfillRunner runs back-fill jobs, each in a goroutine of its own, until Close.
+type BackfillRunner struct {
 	db  *store.DB
 	log *slog.Logger
 
@@ -42,7 +41,7 @@ type Runner struct {
 	guard *outbound.Guard
 	// Wake tells the inbox processor that batches wait (forwarded jobs go through it).
 	Wake func()
-	// Backoff says how long to wait before retry attempt n (DefaultBackoff).
+	// Backoff says how long to wait before retry attempt n (BackfillBackoff).
 	Backoff func(attempt int, retryAfter time.Duration) time.Duration
 	// MaxAttempts bounds the tries of one page in a row (default 10).
 	MaxAttempts int
@@ -60,16 +59,16 @@ type Runner struct {
 	running bool
 }
 
-// NewRunner returns a runner connecting through guard; Start runs it.
-func NewRunner(db *store.DB, guard *outbound.Guard, log *slog.Logger) *Runner {
-	return &Runner{db: db, log: log, guard: guard, Backoff: DefaultBackoff,
+// NewBackfillRunner returns a runner connecting through guard; Start runs it.
+func NewBackfillRunner(db *store.DB, guard *outbound.Guard, log *slog.Logger) *BackfillRunner {
+	return &BackfillRunner{db: db, log: log, guard: guard, Backoff: BackfillBackoff,
 		HTTP:        guard.Client(outbound.ClientConfig{Timeout: 2 * time.Minute, BodyLimit: maxPageBytes + 1}),
 		MaxAttempts: 10, PerPage: 10000, BatchSize: 1000, Poll: 500 * time.Millisecond}
 }
 
 // Start marks the jobs a previous process left running as interrupted (their API keys died
 // with it) and accepts new jobs until Close.
-func (r *Runner) Start(ctx context.Context) error {
+func (r *BackfillRunner) Start(ctx context.Context) error {
 	if _, err := r.db.InterruptBackfillJobs(ctx, "Switchboard restarted while the job ran; start a new back-fill (the events stored so far are kept)"); err != nil {
 		return err
 	}
@@ -81,7 +80,7 @@ func (r *Runner) Start(ctx context.Context) error {
 }
 
 // Close stops every job (they are marked interrupted) and waits for them, at most until ctx ends.
-func (r *Runner) Close(ctx context.Context) error {
+func (r *BackfillRunner) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.running = false
 	cancel := r.cancel
@@ -101,7 +100,7 @@ func (r *Runner) Close(ctx context.Context) error {
 }
 
 // Ready fails when the runner is not accepting jobs.
-func (r *Runner) Ready(context.Context) error {
+func (r *BackfillRunner) Ready(context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.running {
@@ -111,7 +110,7 @@ func (r *Runner) Ready(context.Context) error {
 }
 
 // Validate checks a request and fills its defaults. Errors: EINVALID naming the field.
-func Validate(req *Request, now time.Time, guard *outbound.Guard) error {
+func (req *BackfillRequest) Validate(now time.Time, guard *outbound.Guard) error {
 	if req.From.IsZero() {
 		return domain.Errorf(domain.EINVALID, "from: is required")
 	}
@@ -119,7 +118,7 @@ func Validate(req *Request, now time.Time, guard *outbound.Guard) error {
 		req.To = now
 	}
 	req.From, req.To = req.From.Truncate(time.Millisecond), req.To.Truncate(time.Millisecond) // as stored
-	oldest := now.Add(-Retention)
+	oldest := now.Add(-EventsAPIRetention)
 	if req.From.Before(oldest) {
 		return domain.Errorf(domain.EINVALID, "from: SparkPost keeps events for 10 days; from must be after %s", oldest.UTC().Format(time.RFC3339))
 	}
@@ -179,8 +178,8 @@ func checkBaseURL(v string, guard *outbound.Guard) (string, error) {
 
 // Submit validates req, records the job and starts it. Errors: EINVALID, ENOTFOUND (source),
 // ECONFLICT (the tenant has a job running), EUNAVAILABLE (shutting down).
-func (r *Runner) Submit(ctx context.Context, req Request) (*store.BackfillJob, error) {
-	if err := Validate(&req, r.db.Now(), r.guard); err != nil {
+func (r *BackfillRunner) Submit(ctx context.Context, req BackfillRequest) (*store.BackfillJob, error) {
+	if err := req.Validate(r.db.Now(), r.guard); err != nil {
 		return nil, err
 	}
 	if _, err := r.db.Source(ctx, req.TenantID, req.SourceID); err != nil {
@@ -213,7 +212,7 @@ func (r *Runner) Submit(ctx context.Context, req Request) (*store.BackfillJob, e
 }
 
 // run pulls every page of the job's window, then (forwarding) waits for the processor.
-func (r *Runner) run(ctx context.Context, j *store.BackfillJob, c *client) {
+func (r *BackfillRunner) run(ctx context.Context, j *store.BackfillJob, c *client) {
 	log := r.log.With("job_id", j.ID, "tenant_id", j.TenantID, "source_id", j.SourceID)
 	log.Info("back-fill started", "from", j.From, "to", j.To, "forward", j.Forward, "base_url", j.BaseURL)
 	// Called from pull, on this goroutine. A retry is recorded at once: the wait before it can be
@@ -251,7 +250,7 @@ func (r *Runner) run(ctx context.Context, j *store.BackfillJob, c *client) {
 }
 
 // pull fetches the pages and stores each before asking for the next.
-func (r *Runner) pull(ctx context.Context, j *store.BackfillJob, c *client) error {
+func (r *BackfillRunner) pull(ctx context.Context, j *store.BackfillJob, c *client) error {
 	u := c.firstPage(j.From, j.To, r.PerPage)
 	for {
 		p, err := c.get(ctx, u)
@@ -282,7 +281,7 @@ func (r *Runner) pull(ctx context.Context, j *store.BackfillJob, c *client) erro
 // store writes one page as webhook-shaped batches of BatchSize events. Forwarded batches go to
 // the inbox for the processor, exactly as a webhook's; the others are stored as processed with
 // every event marked not sent.
-func (r *Runner) store(ctx context.Context, j *store.BackfillJob, p *page) error {
+func (r *BackfillRunner) store(ctx context.Context, j *store.BackfillJob, p *page) error {
 	for start := 0; start < len(p.Results); start += r.BatchSize {
 		end := min(start+r.BatchSize, len(p.Results))
 		var body bytes.Buffer
@@ -291,7 +290,7 @@ func (r *Runner) store(ctx context.Context, j *store.BackfillJob, p *page) error
 			if i > 0 {
 				body.WriteByte(',')
 			}
-			body.Write(Normalize(res))
+			body.Write(NormalizeEventsAPI(res))
 		}
 		body.WriteByte(']')
 		b := &store.InboxBatch{TenantID: j.TenantID, SourceID: j.SourceID, BatchID: j.BatchPrefix() + strconv.Itoa(j.Batches+1), Body: body.Bytes()}
@@ -302,7 +301,7 @@ func (r *Runner) store(ctx context.Context, j *store.BackfillJob, p *page) error
 			if r.Wake != nil {
 				r.Wake()
 			}
-		} else if _, err := r.db.AddStoredBatch(ctx, storedOnly(b)); err != nil {
+		} else if _, err := r.db.AddStoredBatch(ctx, source.Batch(Provider, b, domain.SourceSettings{}, "back-filled without forward")); err != nil {
 			return err
 		}
 		j.Batches++
@@ -310,33 +309,10 @@ func (r *Runner) store(ctx context.Context, j *store.BackfillJob, p *page) error
 	return nil
 }
 
-// storedOnly parses a batch the way the processor does and marks every event not sent.
-func storedOnly(b *store.InboxBatch) *store.ProcessedBatch {
-	elems, _, err := source.SplitBatch(b.Body)
-	pb := &store.ProcessedBatch{Batch: b, Target: delivery.TargetSegment, MaxAge: delivery.MaxAge}
-	if err != nil {
-		pb.Error = domain.ErrorMessage(err)
-	}
-	for _, elem := range elems {
-		ev := source.ParseEvent(elem)
-		e := &store.EmailEvent{
-			EventID: ev.EventID, Type: ev.Type, Wrapper: ev.Wrapper, Time: ev.Timestamp, Recipient: ev.Recipient,
-			MessageID: ev.MessageID, CampaignID: ev.CampaignID, TemplateID: ev.TemplateID, TransmissionID: ev.TransmissionID,
-			SubaccountID: ev.SubaccountID, BounceClass: ev.BounceClass, Body: ev.Body,
-			Status: store.EventNotSent, Reason: "back-filled without forward",
-		}
-		if ev.ParseError != "" {
-			e.Status, e.Reason = store.EventInvalid, ev.ParseError
-		}
-		pb.Events = append(pb.Events, e)
-	}
-	return pb
-}
-
 // awaitProcessor waits until the processor has mapped every batch of the job, then marks it
 // done. Stopped meanwhile, the job stays "processing": its batches are in the inbox and are
 // mapped after a restart, and reading the job then shows it done.
-func (r *Runner) awaitProcessor(ctx context.Context, j *store.BackfillJob, log *slog.Logger) {
+func (r *BackfillRunner) awaitProcessor(ctx context.Context, j *store.BackfillJob, log *slog.Logger) {
 	t := time.NewTicker(r.Poll)
 	defer t.Stop()
 	for {

@@ -3,7 +3,7 @@
 // and stored through the same inbox path, so dedupe by event_id and forwarding to Segment behave
 // exactly as for webhooks. A job runs in the background of the process that started it; the
 // SparkPost API key lives only in that job's memory.
-package backfill
+package sparkpost
 
 import (
 	"context"
@@ -27,8 +27,8 @@ const (
 	EUBaseURL      = "https://api.eu.sparkpost.com"
 )
 
-// Retention is how far back SparkPost's Events API reaches.
-const Retention = 10 * 24 * time.Hour
+// EventsAPIRetention is how far back SparkPost's Events API reaches.
+const EventsAPIRetention = 10 * 24 * time.Hour
 
 // maxPageBytes caps one page's body as a webhook body is capped (server.HookBodyLimit, 16 MiB):
 // a page is held in memory and stored as inbox batches, and back-fill must not bring in what the
@@ -283,9 +283,9 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// DefaultBackoff waits Retry-After when SparkPost sent one (at most 5 minutes), otherwise
+// BackfillBackoff waits Retry-After when SparkPost sent one (at most 5 minutes), otherwise
 // 1 s, 2 s, 4 s … up to a minute, with jitter so that jobs do not retry in step.
-func DefaultBackoff(attempt int, retryAfter time.Duration) time.Duration {
+func BackfillBackoff(attempt int, retryAfter time.Duration) time.Duration {
 	if retryAfter > 0 {
 		return min(retryAfter, 5*time.Minute)
 	}

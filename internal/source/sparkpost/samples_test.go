@@ -1,15 +1,18 @@
-package source
+package sparkpost
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
 // samplesDir holds public SparkPost payloads shared by the team; it is not part of the repo,
 // so tests that read it skip when it is absent.
-const samplesDir = "../../../shared/sparkpost-samples"
+const samplesDir = "../../../../shared/sparkpost-samples"
 
 func readSample(t *testing.T, name string) []byte {
 	t.Helper()
@@ -65,12 +68,12 @@ func TestSampleBatches(t *testing.T) {
 				} else if ev.EventID == "" || strings.HasPrefix(ev.EventID, "h-") {
 					t.Errorf("element %d (%s): EventID %q, want SparkPost's", i, ev.Type, ev.EventID)
 				}
-				tr, out, reason := Map("ten_1", ev, Settings{})
+				tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
 				_, mappable := SegmentEventName(ev.Type, false)
-				if mappable != (out == OutcomeSend) {
+				if mappable != (out == source.OutcomeSend) {
 					t.Errorf("element %d (%s): outcome %v (%s)", i, ev.Type, out, reason)
 				}
-				if out == OutcomeSend && (tr.Event == "" || tr.UserID == "" && tr.AnonymousID == "" || len(tr.Properties) == 0) {
+				if out == source.OutcomeSend && (tr.Event == "" || tr.UserID == "" && tr.AnonymousID == "" || len(tr.Properties) == 0) {
 					t.Errorf("element %d (%s): incomplete track %+v", i, ev.Type, tr)
 				}
 			}
@@ -89,8 +92,8 @@ func TestSampleOpenContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := ParseEvent(elems[1])
-	tr, out, reason := Map("ten_1", ev, Settings{})
-	if ev.Type != "open" || out != OutcomeSend {
+	tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
+	if ev.Type != "open" || out != source.OutcomeSend {
 		t.Fatalf("%s: %v %s", ev.Type, out, reason)
 	}
 	loc, _ := tr.Context["location"].(map[string]any)

@@ -1,4 +1,4 @@
-package server
+package sparkpost
 
 import (
 	"bufio"
@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -79,10 +81,10 @@ func eventStatus(e *store.EmailEvent) string {
 
 func eventClass(e *store.EmailEvent) string { return strings.TrimSuffix(e.Wrapper, "_event") }
 
-// appendEventJSON appends e as the Events API shows an event, plus `switchboard`. The body's
+// AppendEventJSON appends e as the Events API shows an event, plus `switchboard`. The body's
 // members are copied in their order; `timestamp` becomes ISO-8601 (UTC), `event_id` is the
 // stored one (a hash for events that came without), and `class` and `switchboard` are ours.
-func appendEventJSON(dst []byte, e *store.EmailEvent) []byte {
+func AppendEventJSON(dst []byte, e *store.EmailEvent) []byte {
 	start := len(dst)
 	dst = append(dst, '{')
 	var hasType bool
@@ -95,10 +97,10 @@ func appendEventJSON(dst []byte, e *store.EmailEvent) []byte {
 	}
 	// Stored bodies are valid JSON (the hook checks every batch), but one broken row must not
 	// break a page of ten thousand: check, then scan.
-	ok := json.Valid(e.Body) && eachMember(e.Body, func(key, val []byte) {
+	ok := json.Valid(e.Body) && source.EachMember(e.Body, func(key, val []byte) bool {
 		switch string(key) {
 		case `"class"`, `"switchboard"`, `"timestamp"`, `"event_id"`:
-			return // written below
+			return true // written below
 		case `"type"`:
 			hasType = true
 		}
@@ -106,32 +108,33 @@ func appendEventJSON(dst []byte, e *store.EmailEvent) []byte {
 		dst = append(dst, key...)
 		dst = append(dst, ':')
 		dst = append(dst, val...)
+		return true
 	})
 	if !ok {
 		// Not a JSON object (an event stored as invalid): show it as text.
 		dst = append(dst[:start], `{"raw":`...)
-		dst = appendJSONString(dst, string(e.Body))
+		dst = source.AppendString(dst, string(e.Body))
 		first = false
 	}
 	if !hasType {
 		sep()
 		dst = append(dst, `"type":`...)
-		dst = appendJSONString(dst, e.Type)
+		dst = source.AppendString(dst, e.Type)
 	}
 	sep()
 	dst = append(dst, `"class":`...)
-	dst = appendJSONString(dst, eventClass(e))
+	dst = source.AppendString(dst, eventClass(e))
 	dst = append(dst, `,"event_id":`...)
-	dst = appendJSONString(dst, e.EventID)
+	dst = source.AppendString(dst, e.EventID)
 	dst = append(dst, `,"timestamp":"`...)
 	dst = e.Time.UTC().AppendFormat(dst, timeLayout)
 	dst = append(dst, `","switchboard":{"status":`...)
-	dst = appendJSONString(dst, eventStatus(e))
+	dst = source.AppendString(dst, eventStatus(e))
 	dst = append(dst, `,"message_id":`...)
 	if e.SegmentMessageID == "" {
 		dst = append(dst, "null"...)
 	} else {
-		dst = appendJSONString(dst, e.SegmentMessageID)
+		dst = source.AppendString(dst, e.SegmentMessageID)
 	}
 	dst = append(dst, `,"delivered_at":`...)
 	if e.DeliveredAt.IsZero() {
@@ -143,7 +146,7 @@ func appendEventJSON(dst []byte, e *store.EmailEvent) []byte {
 	}
 	if e.Reason != "" {
 		dst = append(dst, `,"reason":`...)
-		dst = appendJSONString(dst, e.Reason)
+		dst = source.AppendString(dst, e.Reason)
 	}
 	return append(dst, "}}"...)
 }
@@ -198,10 +201,11 @@ func (enc *csvEncoder) event(e *store.EmailEvent) {
 	for i := range enc.raw {
 		enc.raw[i] = nil
 	}
-	eachMember(e.Body, func(key, val []byte) {
+	source.EachMember(e.Body, func(key, val []byte) bool {
 		for _, i := range enc.byTop[string(key)] {
 			enc.raw[i] = val
 		}
+		return true
 	})
 	for i, c := range enc.cols {
 		if i > 0 {
@@ -228,7 +232,7 @@ func (enc *csvEncoder) event(e *store.EmailEvent) {
 		default:
 			v := enc.raw[i]
 			if c.sub != "" && v != nil {
-				v = member(v, c.sub)
+				v = source.Member(v, c.sub)
 			}
 			if v == nil && c.name == "type" { // an event stored as invalid may lack it
 				cell = append(cell, e.Type...)
@@ -287,7 +291,7 @@ func appendCellValue(dst, v []byte) []byte {
 	}
 	switch v[0] {
 	case '"':
-		return appendUnquoted(dst, v)
+		return source.AppendUnquoted(dst, v)
 	case 'n':
 		return dst
 	case '{', '[':
@@ -342,228 +346,52 @@ func (s *stickyWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// eachMember calls fn with the raw key (quotes included) and raw value of each member of the
-// JSON object b, in order, and reports whether b was an object it could read to the end. The
-// stored bodies are valid JSON (the hook checks every batch), so this only finds the member
-// boundaries; on anything else it stops and returns false.
-func eachMember(b []byte, fn func(key, val []byte)) bool {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return skipSpace(b, i+1) == len(b)
-	}
-	for i < len(b) {
-		if b[i] != '"' {
-			return false
-		}
-		kend := skipString(b, i)
-		if kend < 0 {
-			return false
-		}
-		key := b[i:kend]
-		i = skipSpace(b, kend)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipSpace(b, i+1)
-		vend := skipValue(b, i)
-		if vend < 0 {
-			return false
-		}
-		fn(key, b[i:vend])
-		i = skipSpace(b, vend)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return skipSpace(b, i+1) == len(b)
-		default:
-			return false
-		}
-	}
-	return false
-}
+// A page is read from the store in chunks of at most these many rows and body bytes, so that
+// neither memory nor a read transaction grows with per_page.
+const (
+	pageChunkRows  = 1000
+	pageChunkBytes = 1 << 20
+)
 
-// member returns the raw value of the member name of the JSON object obj, or nil.
-func member(obj []byte, name string) []byte {
-	var found []byte
-	eachMember(obj, func(key, val []byte) {
-		if found == nil && len(key) == len(name)+2 && string(key[1:len(key)-1]) == name {
-			found = val
+// WriteEventPage writes to w, as JSON array elements, the events of one page of f: up to
+// f.Limit after f's cursor, and fewer when the next would take the page's events past pageBytes
+// (a page holds at least one event, however large). It returns the cursor of the next page, or
+// "" on the last. The store is read in chunks whose rows are closed before w sees them.
+func WriteEventPage(ctx context.Context, db *store.DB, f store.EventFilter, pageBytes int, w *bufio.Writer) (string, error) {
+	perPage := f.Limit
+	var chunk store.EventChunk
+	var lastTime time.Time
+	var lastID int64
+	var elem []byte
+	n, size := 0, 0
+	for {
+		f.Limit = min(perPage+1-n, pageChunkRows) // one past the page says whether another follows
+		more, err := db.ReadEmailEvents(ctx, f, pageChunkBytes, &chunk)
+		if err != nil {
+			return "", err
 		}
-	})
-	return found
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] (a quote), or -1.
-func skipString(b []byte, i int) int {
-	for j := i + 1; ; j++ {
-		k := bytes.IndexByte(b[j:], '"')
-		if k < 0 {
-			return -1
-		}
-		j += k
-		escapes := 0 // a quote after an odd number of backslashes is part of the string
-		for p := j - 1; p > i && b[p] == '\\'; p-- {
-			escapes++
-		}
-		if escapes%2 == 0 {
-			return j + 1
-		}
-	}
-}
-
-// skipValue returns the index after the JSON value starting at b[i], or -1.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				if j = skipString(b, j); j < 0 {
-					return -1
-				}
-				j--
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return j + 1
-				}
+		for i := range chunk.Events {
+			e := &chunk.Events[i]
+			if n == perPage {
+				return domain.Cursor{Time: lastTime, ID: strconv.FormatInt(lastID, 10)}.String(), nil
 			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
-}
-
-// appendUnquoted appends the text of the JSON string literal s (quotes included).
-func appendUnquoted(dst, s []byte) []byte {
-	s = s[1 : len(s)-1]
-	if bytes.IndexByte(s, '\\') < 0 {
-		return append(dst, s...)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 >= len(s) {
-			dst = append(dst, c)
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'b':
-			dst = append(dst, '\b')
-		case 'f':
-			dst = append(dst, '\f')
-		case 'n':
-			dst = append(dst, '\n')
-		case 'r':
-			dst = append(dst, '\r')
-		case 't':
-			dst = append(dst, '\t')
-		case 'u':
-			r, n := decodeU(s[i+1:])
-			if n == 0 {
-				dst = append(dst, '\\', 'u')
-				continue
+			elem = elem[:0]
+			if n > 0 {
+				elem = append(elem, ',')
 			}
-			i += n
-			if r >= 0xD800 && r < 0xDC00 { // a surrogate pair's first half
-				if i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-					if r2, n2 := decodeU(s[i+3:]); n2 > 0 && r2 >= 0xDC00 && r2 < 0xE000 {
-						r = (r-0xD800)<<10 + (r2 - 0xDC00) + 0x10000
-						i += 2 + n2
-					}
-				}
+			elem = AppendEventJSON(elem, e)
+			if n > 0 && size+len(elem) > pageBytes {
+				return domain.Cursor{Time: lastTime, ID: strconv.FormatInt(lastID, 10)}.String(), nil
 			}
-			dst = utf8.AppendRune(dst, r)
-		default: // \" \\ \/
-			dst = append(dst, s[i])
-		}
-	}
-	return dst
-}
-
-// decodeU reads the four hex digits of a \u escape; n is 0 when they are not there.
-func decodeU(s []byte) (r rune, n int) {
-	if len(s) < 4 {
-		return 0, 0
-	}
-	for _, c := range s[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, 0
-		}
-	}
-	return r, 4
-}
-
-// appendJSONString appends s as a JSON string literal; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				dst = append(dst, c)
+			if _, err := w.Write(elem); err != nil {
+				return "", err
 			}
-			i++
-			continue
+			n, size = n+1, size+len(elem)
+			lastTime, lastID = e.Time, e.ID
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			dst = append(dst, s[i:i+size]...)
+		if !more || len(chunk.Events) == 0 {
+			return "", nil
 		}
-		i += size
+		f.BeforeTime, f.BeforeID = lastTime, lastID
 	}
-	return append(dst, '"')
 }

@@ -1,4 +1,4 @@
-package source
+package sparkpost
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
 // mustElems reads a testdata batch and splits it, failing the test on any error.
@@ -93,19 +94,19 @@ func TestParseEventFields(t *testing.T) {
 	elems := mustElems(t, "batch-mixed.json")
 	tests := []struct {
 		idx  int
-		want Event // Body, EventID of hashed events and ParseError are checked apart
+		want source.Event // Body, EventID of hashed events and ParseError are checked apart
 	}{
-		{0, Event{Wrapper: "message_event", Type: "delivery", EventID: "1001", Timestamp: time.Unix(1460989507, 0),
+		{0, source.Event{Wrapper: "message_event", Type: "delivery", EventID: "1001", Timestamp: time.Unix(1460989507, 0),
 			Recipient: "Ana@Example.com", MessageID: "m-1", CampaignID: "spring", TemplateID: "t-1", TransmissionID: "tx-1", SubaccountID: "101"}},
-		{1, Event{Wrapper: "track_event", Type: "click", EventID: "1002", Timestamp: time.Unix(1454442600, 0),
+		{1, source.Event{Wrapper: "track_event", Type: "click", EventID: "1002", Timestamp: time.Unix(1454442600, 0),
 			Recipient: "bo@example.com", MessageID: "m-2", CampaignID: "spring"}},
-		{2, Event{Wrapper: "track_event", Type: "open", EventID: "1003", Timestamp: time.Unix(1460989507, 123000000), Recipient: "cy@example.com"}},
-		{3, Event{Wrapper: "message_event", Type: "bounce", EventID: "1004", Timestamp: time.Date(2019, 6, 16, 19, 2, 9, 373000000, time.UTC),
+		{2, source.Event{Wrapper: "track_event", Type: "open", EventID: "1003", Timestamp: time.Unix(1460989507, 123000000), Recipient: "cy@example.com"}},
+		{3, source.Event{Wrapper: "message_event", Type: "bounce", EventID: "1004", Timestamp: time.Date(2019, 6, 16, 19, 2, 9, 373000000, time.UTC),
 			Recipient: "di@example.com", BounceClass: "10", SubaccountID: "7"}},
-		{4, Event{Wrapper: "message_event", Type: "sms_status", Timestamp: time.Date(2019, 6, 16, 17, 2, 9, 0, time.UTC)}},
-		{5, Event{Wrapper: "unsubscribe_event", Type: "list_unsubscribe", EventID: "1006", Timestamp: time.Unix(1460989507, 0),
+		{4, source.Event{Wrapper: "message_event", Type: "sms_status", Timestamp: time.Date(2019, 6, 16, 17, 2, 9, 0, time.UTC)}},
+		{5, source.Event{Wrapper: "unsubscribe_event", Type: "list_unsubscribe", EventID: "1006", Timestamp: time.Unix(1460989507, 0),
 			Recipient: "ed@example.com", CampaignID: "newsletter"}},
-		{6, Event{Wrapper: "future_event", Type: "teleport", EventID: "1007", Timestamp: time.Unix(1460989507, 0), Recipient: "fa@example.com"}},
+		{6, source.Event{Wrapper: "future_event", Type: "teleport", EventID: "1007", Timestamp: time.Unix(1460989507, 0), Recipient: "fa@example.com"}},
 	}
 	for _, tt := range tests {
 		got := ParseEvent(elems[tt.idx])
@@ -230,7 +231,7 @@ func TestParseEventOddElements(t *testing.T) {
 			t.Errorf("elements %d and %d share EventID %q", j, i, ev.EventID)
 		}
 		seen[ev.EventID] = i
-		if _, out, _ := Map("ten_1", ev, Settings{}); out != OutcomeInvalid {
+		if _, out, _ := Map("ten_1", ev, domain.SourceSettings{}); out != source.OutcomeInvalid {
 			t.Errorf("element %d: Map outcome %v, want invalid", i, out)
 		}
 	}
@@ -279,17 +280,6 @@ func TestHashIDIsCanonical(t *testing.T) {
 	}
 }
 
-func TestScalarText(t *testing.T) {
-	for raw, want := range map[string]string{
-		`"101"`: "101", `101`: "101", `1.50`: "1.50", `-3`: "-3", `"a\"b"`: `a"b`,
-		`null`: "", `true`: "", `{}`: "", `[]`: "", ``: "",
-	} {
-		if got := scalarText(json.RawMessage(raw)); got != want {
-			t.Errorf("scalarText(%s) = %q, want %q", raw, got, want)
-		}
-	}
-}
-
 func TestSplitAndParseNumbersAsStrings(t *testing.T) {
 	ev := ParseEvent(json.RawMessage(`{"msys":{"message_event":{"type":"bounce","event_id":92356927693813856,"subaccount_id":"101","bounce_class":"10","timestamp":"1"}}}`))
 	if ev.EventID != "92356927693813856" || ev.SubaccountID != "101" || ev.BounceClass != "10" {
@@ -297,5 +287,12 @@ func TestSplitAndParseNumbersAsStrings(t *testing.T) {
 	}
 	if !bytes.Contains(ev.Body, []byte(`92356927693813856`)) {
 		t.Fatalf("Body lost the id: %s", ev.Body)
+	}
+}
+
+func TestKeyTextDecodesEscapes(t *testing.T) {
+	ev := ParseEvent(json.RawMessage(`{"\u006dsys":{"message_event":{"\u0074ype":"delivery","Type":"open","event_id":"1"}}}`))
+	if ev.ParseError != "" || ev.Type != "delivery" {
+		t.Errorf("type %q, ParseError %q: escaped keys must match, other cases must not", ev.Type, ev.ParseError)
 	}
 }

@@ -1,6 +1,7 @@
-package source
+package sparkpost
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,10 +13,12 @@ import (
 	"time"
 
 	"github.com/segmentio/analytics-go/v3"
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
 // event builds a parsed event from the inner object's JSON, failing on a parse error.
-func event(tb testing.TB, wrapper, inner string) Event {
+func event(tb testing.TB, wrapper, inner string) source.Event {
 	tb.Helper()
 	ev := ParseEvent(json.RawMessage(`{"msys":{"` + wrapper + `":` + inner + `}}`))
 	if ev.ParseError != "" {
@@ -25,7 +28,7 @@ func event(tb testing.TB, wrapper, inner string) Event {
 }
 
 // typed returns a minimal sendable event of the given SparkPost type.
-func typed(tb testing.TB, typ string) Event {
+func typed(tb testing.TB, typ string) source.Event {
 	tb.Helper()
 	return event(tb, "message_event", fmt.Sprintf(`{"type":%q,"event_id":"1","timestamp":"1460989507","rcpt_to":"a@example.com","rcpt_meta":{"user_id":"u1"}}`, typ))
 }
@@ -75,11 +78,11 @@ func TestSegmentEventName(t *testing.T) {
 				t.Errorf("SegmentEventName(%q, %v) = %q, %v; want %q", tt.typ, fio, name, ok, want)
 			}
 			// Map agrees: a mappable type is sent under that name, any other is stored only.
-			tr, out, reason := Map("ten_1", typed(t, tt.typ), Settings{ForwardInitialOpens: fio})
-			if want == "" && (out != OutcomeNotSent || reason == "") {
+			tr, out, reason := Map("ten_1", typed(t, tt.typ), domain.SourceSettings{ForwardInitialOpens: fio})
+			if want == "" && (out != source.OutcomeNotSent || reason == "") {
 				t.Errorf("Map(%q, fio=%v) = %v %q, want not_sent with a reason", tt.typ, fio, out, reason)
 			}
-			if want != "" && (out != OutcomeSend || tr.Event != want) {
+			if want != "" && (out != source.OutcomeSend || tr.Event != want) {
 				t.Errorf("Map(%q, fio=%v) = %v %q, want send %q", tt.typ, fio, out, tr.Event, want)
 			}
 		}
@@ -89,22 +92,22 @@ func TestSegmentEventName(t *testing.T) {
 func TestMapEventsAllowList(t *testing.T) {
 	tests := []struct {
 		typ    string
-		s      Settings
+		s      domain.SourceSettings
 		wantOK bool
 	}{
-		{"delivery", Settings{Events: []string{"delivery", "click"}}, true},
-		{"click", Settings{Events: []string{"delivery", "click"}}, true},
-		{"open", Settings{Events: []string{"delivery", "click"}}, false},
-		{"amp_click", Settings{Events: []string{"click"}}, false},
+		{"delivery", domain.SourceSettings{Events: []string{"delivery", "click"}}, true},
+		{"click", domain.SourceSettings{Events: []string{"delivery", "click"}}, true},
+		{"open", domain.SourceSettings{Events: []string{"delivery", "click"}}, false},
+		{"amp_click", domain.SourceSettings{Events: []string{"click"}}, false},
 		// The list narrows; it never forwards what the mapping does not.
-		{"initial_open", Settings{Events: []string{"initial_open"}}, false},
-		{"initial_open", Settings{Events: []string{"initial_open"}, ForwardInitialOpens: true}, true},
-		{"relay_delivery", Settings{Events: []string{"relay_delivery"}}, false},
-		{"open", Settings{}, true},
+		{"initial_open", domain.SourceSettings{Events: []string{"initial_open"}}, false},
+		{"initial_open", domain.SourceSettings{Events: []string{"initial_open"}, ForwardInitialOpens: true}, true},
+		{"relay_delivery", domain.SourceSettings{Events: []string{"relay_delivery"}}, false},
+		{"open", domain.SourceSettings{}, true},
 	}
 	for _, tt := range tests {
 		_, out, reason := Map("ten_1", typed(t, tt.typ), tt.s)
-		if (out == OutcomeSend) != tt.wantOK {
+		if (out == source.OutcomeSend) != tt.wantOK {
 			t.Errorf("%s with %+v: outcome %v (%s), want send=%v", tt.typ, tt.s, out, reason, tt.wantOK)
 		}
 	}
@@ -116,32 +119,32 @@ func TestMapIdentity(t *testing.T) {
 		name     string
 		meta     string // rcpt_meta JSON; "" = absent
 		rcptTo   string
-		s        Settings
+		s        domain.SourceSettings
 		wantUser string
 		wantAnon string
-		wantOut  Outcome
+		wantOut  source.Outcome
 	}{
-		{name: "user_id", meta: `{"user_id":"u-1","userId":"u-2"}`, rcptTo: "a@example.com", wantUser: "u-1", wantOut: OutcomeSend},
-		{name: "userId", meta: `{"userId":"u-2"}`, rcptTo: "a@example.com", wantUser: "u-2", wantOut: OutcomeSend},
-		{name: "empty user_id falls to userId", meta: `{"user_id":"  ","userId":"u-2"}`, rcptTo: "a@example.com", wantUser: "u-2", wantOut: OutcomeSend},
-		{name: "numeric id keeps its text", meta: `{"user_id":12345678901234567890}`, rcptTo: "a@example.com", wantUser: "12345678901234567890", wantOut: OutcomeSend},
+		{name: "user_id", meta: `{"user_id":"u-1","userId":"u-2"}`, rcptTo: "a@example.com", wantUser: "u-1", wantOut: source.OutcomeSend},
+		{name: "userId", meta: `{"userId":"u-2"}`, rcptTo: "a@example.com", wantUser: "u-2", wantOut: source.OutcomeSend},
+		{name: "empty user_id falls to userId", meta: `{"user_id":"  ","userId":"u-2"}`, rcptTo: "a@example.com", wantUser: "u-2", wantOut: source.OutcomeSend},
+		{name: "numeric id keeps its text", meta: `{"user_id":12345678901234567890}`, rcptTo: "a@example.com", wantUser: "12345678901234567890", wantOut: source.OutcomeSend},
 		{name: "custom keys in order", meta: `{"user_id":"u-1","crm":"c-9","uid":"x"}`, rcptTo: "a@example.com",
-			s: Settings{UserIDKeys: []string{"crm", "uid"}}, wantUser: "c-9", wantOut: OutcomeSend},
+			s: domain.SourceSettings{UserIDKeys: []string{"crm", "uid"}}, wantUser: "c-9", wantOut: source.OutcomeSend},
 		{name: "custom keys replace the defaults", meta: `{"user_id":"u-1"}`, rcptTo: "a@example.com",
-			s: Settings{UserIDKeys: []string{"crm"}}, wantAnon: sha("a@example.com"), wantOut: OutcomeSend},
-		{name: "non-scalar id is ignored", meta: `{"user_id":{"id":1},"userId":true}`, rcptTo: "a@example.com", wantAnon: sha("a@example.com"), wantOut: OutcomeSend},
+			s: domain.SourceSettings{UserIDKeys: []string{"crm"}}, wantAnon: sha("a@example.com"), wantOut: source.OutcomeSend},
+		{name: "non-scalar id is ignored", meta: `{"user_id":{"id":1},"userId":true}`, rcptTo: "a@example.com", wantAnon: sha("a@example.com"), wantOut: source.OutcomeSend},
 		// Known answers computed outside Go: printf %s 'ana.lopez@example.com' | sha256sum
 		{name: "no rcpt_meta: sha256 of the trimmed lower-cased email", rcptTo: "  Ana.Lopez@Example.COM ",
-			wantAnon: "53fdd27c13c87b89296422dd99e14d02656dbcacefed01d3b53a56313adf3a98", wantOut: OutcomeSend},
-		{name: "explicit sha256_email", meta: `{}`, rcptTo: "B@x.io", s: Settings{AnonymousID: "sha256_email"},
-			wantAnon: "da9a33894db95b4ef8d14624dff99d9843211cb5bc458ea25fa45ecf5c0f73a8", wantOut: OutcomeSend},
-		{name: "unknown policy falls back to sha256_email", meta: `{}`, rcptTo: "B@x.io", s: Settings{AnonymousID: "md5"},
-			wantAnon: "da9a33894db95b4ef8d14624dff99d9843211cb5bc458ea25fa45ecf5c0f73a8", wantOut: OutcomeSend},
-		{name: "email policy", meta: `{}`, rcptTo: " Ana@Example.com ", s: Settings{AnonymousID: "email"}, wantAnon: "Ana@Example.com", wantOut: OutcomeSend},
-		{name: "skip policy", meta: `{}`, rcptTo: "a@example.com", s: Settings{AnonymousID: "skip"}, wantOut: OutcomeSkipped},
-		{name: "skip policy with a user id sends", meta: `{"user_id":"u-1"}`, s: Settings{AnonymousID: "skip"}, wantUser: "u-1", wantOut: OutcomeSend},
-		{name: "no id and no rcpt_to", meta: `{}`, wantOut: OutcomeSkipped},
-		{name: "no id and no rcpt_to, email policy", s: Settings{AnonymousID: "email"}, wantOut: OutcomeSkipped},
+			wantAnon: "53fdd27c13c87b89296422dd99e14d02656dbcacefed01d3b53a56313adf3a98", wantOut: source.OutcomeSend},
+		{name: "explicit sha256_email", meta: `{}`, rcptTo: "B@x.io", s: domain.SourceSettings{AnonymousID: "sha256_email"},
+			wantAnon: "da9a33894db95b4ef8d14624dff99d9843211cb5bc458ea25fa45ecf5c0f73a8", wantOut: source.OutcomeSend},
+		{name: "unknown policy falls back to sha256_email", meta: `{}`, rcptTo: "B@x.io", s: domain.SourceSettings{AnonymousID: "md5"},
+			wantAnon: "da9a33894db95b4ef8d14624dff99d9843211cb5bc458ea25fa45ecf5c0f73a8", wantOut: source.OutcomeSend},
+		{name: "email policy", meta: `{}`, rcptTo: " Ana@Example.com ", s: domain.SourceSettings{AnonymousID: "email"}, wantAnon: "Ana@Example.com", wantOut: source.OutcomeSend},
+		{name: "skip policy", meta: `{}`, rcptTo: "a@example.com", s: domain.SourceSettings{AnonymousID: "skip"}, wantOut: source.OutcomeSkipped},
+		{name: "skip policy with a user id sends", meta: `{"user_id":"u-1"}`, s: domain.SourceSettings{AnonymousID: "skip"}, wantUser: "u-1", wantOut: source.OutcomeSend},
+		{name: "no id and no rcpt_to", meta: `{}`, wantOut: source.OutcomeSkipped},
+		{name: "no id and no rcpt_to, email policy", s: domain.SourceSettings{AnonymousID: "email"}, wantOut: source.OutcomeSkipped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,7 +159,7 @@ func TestMapIdentity(t *testing.T) {
 			if out != tt.wantOut {
 				t.Fatalf("outcome %v (%s), want %v", out, reason, tt.wantOut)
 			}
-			if out != OutcomeSend {
+			if out != source.OutcomeSend {
 				if reason == "" {
 					t.Errorf("no reason for %v", out)
 				}
@@ -191,7 +194,7 @@ func TestMessageID(t *testing.T) {
 	if len(a) > 100 {
 		t.Errorf("len = %d, Segment allows 100", len(a))
 	}
-	tr, _, _ := Map("ten_a", typed(t, "delivery"), Settings{})
+	tr, _, _ := Map("ten_a", typed(t, "delivery"), domain.SourceSettings{})
 	if tr.MessageID != MessageID("ten_a", "1") {
 		t.Errorf("Map messageId = %s, want MessageID(tenant, event_id)", tr.MessageID)
 	}
@@ -221,8 +224,8 @@ func TestMapProperties(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ev := ParseEvent(elems[tt.idx])
-		tr, out, reason := Map("ten_1", ev, Settings{})
-		if out != OutcomeSend {
+		tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
+		if out != source.OutcomeSend {
 			t.Fatalf("element %d: %v %s", tt.idx, out, reason)
 		}
 		for k, v := range tt.want {
@@ -252,7 +255,7 @@ func TestMapProperties(t *testing.T) {
 				t.Errorf("element %d: properties[%s] encodes as %s, sent as %s", tt.idx, k, got, raw)
 			}
 		}
-		if _, ok := tr.Properties[TruncatedKey]; ok {
+		if _, ok := tr.Properties[source.TruncatedKey]; ok {
 			t.Errorf("element %d: small event was truncated", tt.idx)
 		}
 	}
@@ -264,12 +267,24 @@ func compact(tb testing.TB, raw []byte) string {
 	if !json.Valid(raw) {
 		tb.Fatalf("invalid JSON %s", raw)
 	}
-	return string(canonicalJSON(raw))
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 func TestMapLinkIDPrefersLinkName(t *testing.T) {
 	ev := event(t, "track_event", `{"type":"amp_click","event_id":"1","rcpt_to":"a@x.io","link_name":"Buy","target_link_name":"CTA","target_link_url":"https://x.io"}`)
-	tr, _, _ := Map("t", ev, Settings{})
+	tr, _, _ := Map("t", ev, domain.SourceSettings{})
 	if tr.Properties["link_id"] != "Buy" || tr.Properties["link_url"] != "https://x.io" {
 		t.Errorf("link_id %v link_url %v", tr.Properties["link_id"], tr.Properties["link_url"])
 	}
@@ -277,7 +292,7 @@ func TestMapLinkIDPrefersLinkName(t *testing.T) {
 
 func TestMapNumericCampaignIsSpecString(t *testing.T) {
 	ev := event(t, "message_event", `{"type":"delivery","event_id":"1","rcpt_to":"a@x.io","campaign_id":2024,"message_id":77}`)
-	tr, _, _ := Map("t", ev, Settings{})
+	tr, _, _ := Map("t", ev, domain.SourceSettings{})
 	if tr.Properties["campaign_id"] != "2024" || tr.Properties["campaign_name"] != "2024" || tr.Properties["email_id"] != "77" {
 		t.Errorf("campaign_id %#v campaign_name %#v email_id %#v", tr.Properties["campaign_id"], tr.Properties["campaign_name"], tr.Properties["email_id"])
 	}
@@ -302,7 +317,7 @@ func TestMapContextAndTimestamp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ev := ParseEvent(elems[tt.idx])
-		tr, _, _ := Map("t", ev, Settings{})
+		tr, _, _ := Map("t", ev, domain.SourceSettings{})
 		if !reflect.DeepEqual(tr.Context, tt.want) {
 			t.Errorf("element %d: context\n got %#v\nwant %#v", tt.idx, tr.Context, tt.want)
 		}
@@ -312,7 +327,7 @@ func TestMapContextAndTimestamp(t *testing.T) {
 	}
 	// A delivery's ip_address is the receiving MTA's: it must not become the user's ip.
 	ev := event(t, "message_event", `{"type":"delivery","event_id":"1","rcpt_to":"a@x.io","ip_address":"74.125.28.27","user_agent":"x","geo_ip":{"country":"US"}}`)
-	tr, _, _ := Map("t", ev, Settings{})
+	tr, _, _ := Map("t", ev, domain.SourceSettings{})
 	for _, k := range []string{"ip", "userAgent", "location"} {
 		if v, ok := tr.Context[k]; ok {
 			t.Errorf("delivery context[%s] = %v, want absent", k, v)
@@ -323,8 +338,8 @@ func TestMapContextAndTimestamp(t *testing.T) {
 	}
 }
 
-// bigEvent is a click whose non-spec fields add up to far more than MaxMessageBytes.
-func bigEvent(tb testing.TB) Event {
+// bigEvent is a click whose non-spec fields add up to far more than source.MaxMessageBytes.
+func bigEvent(tb testing.TB) source.Event {
 	tb.Helper()
 	inner := map[string]any{
 		"type": "click", "event_id": "big-1", "timestamp": "1460989507", "rcpt_to": "a@example.com",
@@ -344,8 +359,8 @@ func bigEvent(tb testing.TB) Event {
 }
 
 func TestMapShrinksOversizedEvents(t *testing.T) {
-	tr, out, reason := Map("ten_1", bigEvent(t), Settings{})
-	if out != OutcomeSend {
+	tr, out, reason := Map("ten_1", bigEvent(t), domain.SourceSettings{})
+	if out != source.OutcomeSend {
 		t.Fatalf("outcome %v (%s), want send", out, reason)
 	}
 	// Measure with analytics-go itself: that is the encoding its 32,000-byte check applies to.
@@ -357,15 +372,15 @@ func TestMapShrinksOversizedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) > MaxMessageBytes {
-		t.Errorf("encoded message is %d bytes, over %d", len(b), MaxMessageBytes)
+	if len(b) > source.MaxMessageBytes {
+		t.Errorf("encoded message is %d bytes, over %d", len(b), source.MaxMessageBytes)
 	}
-	if size, _ := encodedSize(&tr); size != len(b) {
+	if size, _ := source.EncodedSize(&tr); size != len(b) {
 		t.Errorf("our size %d, analytics-go's %d", size, len(b))
 	}
 	// The two largest go (html_blob escapes to ~36 kB, text_blob 20 kB); list_blob fits.
-	if got, want := tr.Properties[TruncatedKey], []string{"html_blob", "text_blob"}; !reflect.DeepEqual(got, want) {
-		t.Errorf("%s = %v, want %v", TruncatedKey, got, want)
+	if got, want := tr.Properties[source.TruncatedKey], []string{"html_blob", "text_blob"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v, want %v", source.TruncatedKey, got, want)
 	}
 	for _, k := range []string{"email_id", "email_subject", "campaign_id", "campaign_name", "link_url", "link_id", "list_blob", "small", "rcpt_meta"} {
 		if _, ok := tr.Properties[k]; !ok {
@@ -381,14 +396,14 @@ func TestMapShrinksToTheLimitExactly(t *testing.T) {
 		inner[fmt.Sprintf("f%d", i)] = strings.Repeat("x", 4000+i)
 	}
 	b, _ := json.Marshal(inner)
-	tr, out, reason := Map("t", event(t, "message_event", string(b)), Settings{})
-	if out != OutcomeSend {
+	tr, out, reason := Map("t", event(t, "message_event", string(b)), domain.SourceSettings{})
+	if out != source.OutcomeSend {
 		t.Fatalf("%v %s", out, reason)
 	}
-	if size, _ := encodedSize(&tr); size > MaxMessageBytes {
+	if size, _ := source.EncodedSize(&tr); size > source.MaxMessageBytes {
 		t.Errorf("size %d", size)
 	}
-	if got := tr.Properties[TruncatedKey]; !reflect.DeepEqual(got, []string{"f7"}) {
+	if got := tr.Properties[source.TruncatedKey]; !reflect.DeepEqual(got, []string{"f7"}) {
 		t.Errorf("dropped %v, want [f7] (the largest)", got)
 	}
 }
@@ -397,8 +412,8 @@ func TestMapRefusesWhatCannotFit(t *testing.T) {
 	// rcpt_to is context (traits.email): no property drop can make this fit.
 	huge := strings.Repeat("a", 40000) + "@x.io"
 	ev := event(t, "message_event", `{"type":"delivery","event_id":"1","rcpt_meta":{"user_id":"u"},"rcpt_to":"`+huge+`"}`)
-	_, out, reason := Map("t", ev, Settings{})
-	if out != OutcomeNotSent || !strings.Contains(reason, "limit") {
+	_, out, reason := Map("t", ev, domain.SourceSettings{})
+	if out != source.OutcomeNotSent || !strings.Contains(reason, "limit") {
 		t.Errorf("outcome %v %q, want not_sent naming the limit", out, reason)
 	}
 }
@@ -406,24 +421,16 @@ func TestMapRefusesWhatCannotFit(t *testing.T) {
 func TestMapZeroTimestampMeasuresTheClientClock(t *testing.T) {
 	ev := typed(t, "delivery")
 	ev.Timestamp = time.Time{}
-	tr, out, _ := Map("t", ev, Settings{})
-	if out != OutcomeSend || !tr.Timestamp.IsZero() {
+	tr, out, _ := Map("t", ev, domain.SourceSettings{})
+	if out != source.OutcomeSend || !tr.Timestamp.IsZero() {
 		t.Fatalf("%v %v", out, tr.Timestamp)
 	}
 	withNow := tr
 	withNow.Timestamp = time.Now()
-	a, _ := encodedSize(&tr)
-	b, _ := encodedSize(&withNow)
+	a, _ := source.EncodedSize(&tr)
+	b, _ := source.EncodedSize(&withNow)
 	if a < b {
 		t.Errorf("size with zero timestamp %d < size with now %d: not an upper bound", a, b)
-	}
-}
-
-func TestOutcomeString(t *testing.T) {
-	for o, want := range map[Outcome]string{OutcomeSend: "send", OutcomeNotSent: "not_sent", OutcomeSkipped: "skipped", OutcomeInvalid: "invalid", 0: "Outcome(0)"} {
-		if o.String() != want {
-			t.Errorf("%d.String() = %q, want %q", int(o), o.String(), want)
-		}
 	}
 }
 
@@ -445,16 +452,16 @@ func TestSizeBoundIsAnUpperBound(t *testing.T) {
 			if ev.ParseError != "" {
 				t.Fatalf("%q×%d: %s", w, n, ev.ParseError)
 			}
-			tr, out, reason := Map("t", ev, Settings{AnonymousID: AnonymousEmail})
-			if out != OutcomeSend {
+			tr, out, reason := Map("t", ev, domain.SourceSettings{AnonymousID: domain.AnonymousEmail})
+			if out != source.OutcomeSend {
 				t.Fatalf("%q×%d: %v %s", w, n, out, reason)
 			}
-			size, err := encodedSize(&tr)
+			size, err := source.EncodedSize(&tr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if bound := sizeBound(&tr, len(ev.Body)); size > bound || size > MaxMessageBytes {
-				t.Errorf("%q×%d: size %d, bound %d, limit %d", w, n, size, bound, MaxMessageBytes)
+			if bound := source.SizeBound(&tr, len(ev.Body)); size > bound || size > source.MaxMessageBytes {
+				t.Errorf("%q×%d: size %d, bound %d, limit %d", w, n, size, bound, source.MaxMessageBytes)
 			}
 		}
 	}

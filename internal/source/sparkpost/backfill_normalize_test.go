@@ -1,4 +1,4 @@
-package backfill_test
+package sparkpost_test
 
 import (
 	"encoding/json"
@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/backfill"
-	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 )
 
 func TestNormalizeMakesWebhookElements(t *testing.T) {
@@ -32,11 +31,11 @@ func TestNormalizeMakesWebhookElements(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			elem := backfill.Normalize(json.RawMessage(c.in))
+			elem := sparkpost.NormalizeEventsAPI(json.RawMessage(c.in))
 			if !json.Valid(elem) {
 				t.Fatalf("not JSON: %s", elem)
 			}
-			ev := source.ParseEvent(elem)
+			ev := sparkpost.ParseEvent(elem)
 			if c.parseError {
 				if ev.ParseError == "" {
 					t.Fatalf("parsed %s without complaint", elem)
@@ -58,9 +57,9 @@ func TestNormalizeMakesWebhookElements(t *testing.T) {
 }
 
 // TestNormalizeSparkPostSamples runs the public Events API samples (when ../shared is beside the
-// project) through Normalize and the webhook parser.
+// project) through NormalizeEventsAPI and the webhook parser.
 func TestNormalizeSparkPostSamples(t *testing.T) {
-	b, err := os.ReadFile("../../../shared/sparkpost-samples/events-api-message-page-2web2ui.json")
+	b, err := os.ReadFile("../../../../shared/sparkpost-samples/events-api-message-page-2web2ui.json")
 	if err != nil {
 		t.Skip("no SparkPost samples beside the project")
 	}
@@ -69,13 +68,13 @@ func TestNormalizeSparkPostSamples(t *testing.T) {
 		t.Fatalf("sample page: %v", err)
 	}
 	for _, r := range page.Results {
-		ev := source.ParseEvent(backfill.Normalize(r))
+		ev := sparkpost.ParseEvent(sparkpost.NormalizeEventsAPI(r))
 		var flat struct {
 			Type    string
 			EventID string `json:"event_id"`
 		}
 		json.Unmarshal(r, &flat)
-		if ev.ParseError != "" || ev.Timestamp.IsZero() || ev.EventID != flat.EventID || ev.Type != flat.Type || ev.Wrapper != backfill.Wrapper(ev.Type) {
+		if ev.ParseError != "" || ev.Timestamp.IsZero() || ev.EventID != flat.EventID || ev.Type != flat.Type || ev.Wrapper != sparkpost.WrapperOf(ev.Type) {
 			t.Errorf("sample event parsed as %+v", ev)
 		}
 	}

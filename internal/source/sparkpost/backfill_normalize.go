@@ -1,4 +1,4 @@
-package backfill
+package sparkpost
 
 import (
 	"bytes"
@@ -18,9 +18,9 @@ var wrapperTypes = map[string][]string{
 	"ab_test_event":     {"ab_test_completed", "ab_test_cancelled"},
 }
 
-// Wrapper returns the webhook wrapper of an event type; types SparkPost may add later are
+// WrapperOf returns the webhook wrapper of an event type; types SparkPost may add later are
 // message events, the class of most.
-func Wrapper(typ string) string {
+func WrapperOf(typ string) string {
 	for w, types := range wrapperTypes {
 		if slices.Contains(types, typ) {
 			return w
@@ -29,12 +29,12 @@ func Wrapper(typ string) string {
 	return "message_event"
 }
 
-// Normalize turns one Events API result (a flat object, ISO-8601 timestamp) into the webhook
+// NormalizeEventsAPI turns one Events API result (a flat object, ISO-8601 timestamp) into the webhook
 // element SparkPost would have posted: {"msys": {"<wrapper>": {…}}} with the timestamp in Unix
 // seconds, as webhooks send it. Every other field is kept as it came (numbers to the digit). A
 // result that is not an object is wrapped unchanged; the parser then stores it as invalid,
 // exactly as a webhook's odd element.
-func Normalize(result json.RawMessage) []byte {
+func NormalizeEventsAPI(result json.RawMessage) []byte {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(result, &fields) != nil || fields == nil {
 		return wrap("message_event", result)
@@ -55,7 +55,7 @@ func Normalize(result json.RawMessage) []byte {
 	if enc.Encode(fields) != nil {
 		return wrap("message_event", result)
 	}
-	return wrap(Wrapper(typ), bytes.TrimSuffix(obj.Bytes(), []byte("\n")))
+	return wrap(WrapperOf(typ), bytes.TrimSuffix(obj.Bytes(), []byte("\n")))
 }
 
 func wrap(wrapper string, inner []byte) []byte {

@@ -1,0 +1,209 @@
+// Package sparkpost is SparkPost's side of direction A: it splits a webhook batch into its
+// elements, parses each element tolerantly, maps it to a Segment track call, renders stored
+// events the way SparkPost's Events API shows them, and back-fills from that API. It plugs
+// into the provider-neutral pipeline of package source as the "sparkpost" Provider.
+package sparkpost
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
+)
+
+// SplitBatch splits a SparkPost webhook body into its elements. Accepts a JSON array of
+// objects. `[]`, `{}`, `[{"msys":{}}]` are pings (return nil, nil events, ping=true).
+// Returns an error (with a human message naming the problem) when the body is not valid JSON
+// or not an array (an object other than `{}` is an error). Elements are returned as raw bytes, unparsed.
+//
+// Errors are *domain.Error with code EINVALID, so the hook answers 400 with the message.
+// Elements are sub-slices of body, not checked here: an odd element is ParseEvent's
+// business, because one odd event must never fail its batch.
+func SplitBatch(body []byte) (elems []json.RawMessage, ping bool, err error) {
+	b := source.TrimSpace(body)
+	if len(b) == 0 {
+		return nil, false, domain.Errorf(domain.EINVALID, "body is empty; expected a JSON array of SparkPost events")
+	}
+	if !json.Valid(b) {
+		return nil, false, notJSON(json.Unmarshal(b, new(json.RawMessage)))
+	}
+	switch source.Kind(b) {
+	case '[':
+		source.EachMember(b, func(_, val []byte) bool {
+			elems = append(elems, val)
+			return true
+		})
+		if isPingArray(elems) {
+			return nil, true, nil
+		}
+		return elems, false, nil
+	case '{':
+		if len(source.TrimSpace(b[1:len(b)-1])) == 0 {
+			return nil, true, nil
+		}
+	}
+	return nil, false, domain.Errorf(domain.EINVALID, "body is a JSON %s; expected a JSON array of SparkPost events", source.KindName(b))
+}
+
+func notJSON(err error) error {
+	return domain.Errorf(domain.EINVALID, "body is not valid JSON: %v", err)
+}
+
+// isPingArray reports whether every element is SparkPost's validation element {"msys":{}}.
+// An empty array is a ping too. Real batches fail on the first element, so this stays cheap.
+func isPingArray(elems []json.RawMessage) bool {
+	for _, e := range elems {
+		var outer map[string]json.RawMessage
+		if json.Unmarshal(e, &outer) != nil || len(outer) != 1 {
+			return false
+		}
+		msys, ok := outer["msys"]
+		if !ok {
+			return false
+		}
+		var inner map[string]json.RawMessage
+		if json.Unmarshal(msys, &inner) != nil || inner == nil || len(inner) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// innerFields are the raw values of the few fields the store indexes. They stay raw because
+// SparkPost sends numbers as strings and strings as numbers depending on the event's age and type.
+type innerFields struct {
+	Type, EventID, Timestamp, RcptTo, MessageID, CampaignID, TemplateID, TransmissionID, SubaccountID, BounceClass []byte
+}
+
+// field returns where the value of the member named by the raw key goes, or nil. Names match
+// exactly: unlike encoding/json's struct decoding, "Type" is not "type".
+func (f *innerFields) field(rawKey []byte) *[]byte {
+	name := rawKey
+	if len(name) >= 2 && bytes.IndexByte(name, '\\') < 0 {
+		name = name[1 : len(name)-1]
+	} else {
+		name = []byte(source.KeyText(rawKey))
+	}
+	switch string(name) {
+	case "type":
+		return &f.Type
+	case "event_id":
+		return &f.EventID
+	case "timestamp":
+		return &f.Timestamp
+	case "rcpt_to":
+		return &f.RcptTo
+	case "message_id":
+		return &f.MessageID
+	case "campaign_id":
+		return &f.CampaignID
+	case "template_id":
+		return &f.TemplateID
+	case "transmission_id":
+		return &f.TransmissionID
+	case "subaccount_id":
+		return &f.SubaccountID
+	case "bounce_class":
+		return &f.BounceClass
+	}
+	return nil
+}
+
+// ParseEvent parses one batch element tolerantly.
+//
+// It never panics and always returns an EventID, so even an odd element can be stored once
+// and deduplicated when SparkPost re-sends its batch.
+func ParseEvent(elem json.RawMessage) (ev source.Event) {
+	ev.Body = elem
+	var problems []string
+	defer func() {
+		if ev.EventID == "" {
+			ev.EventID = source.HashID(ev.Body)
+		}
+		ev.ParseError = strings.Join(problems, "; ")
+	}()
+
+	e := source.TrimSpace(elem)
+	wrapper, inner, problem := unwrap(e)
+	if problem != "" {
+		problems = append(problems, problem)
+	}
+	if inner == nil {
+		return ev
+	}
+	ev.Wrapper = wrapper
+	if source.Kind(inner) != '{' {
+		problems = append(problems, fmt.Sprintf("%q is a JSON %s, not an object", wrapper, source.KindName(inner)))
+		return ev
+	}
+	ev.Body = inner
+
+	var f innerFields
+	source.EachMember(inner, func(key, val []byte) bool {
+		if dst := f.field(key); dst != nil {
+			*dst = val // the last of duplicate keys wins, as with encoding/json
+		}
+		return true
+	})
+	ev.Type = source.ScalarText(f.Type)
+	ev.EventID = strings.TrimSpace(source.ScalarText(f.EventID))
+	ev.Recipient = source.ScalarText(f.RcptTo)
+	ev.MessageID = source.ScalarText(f.MessageID)
+	ev.CampaignID = source.ScalarText(f.CampaignID)
+	ev.TemplateID = source.ScalarText(f.TemplateID)
+	ev.TransmissionID = source.ScalarText(f.TransmissionID)
+	ev.SubaccountID = source.ScalarText(f.SubaccountID)
+	ev.BounceClass = source.ScalarText(f.BounceClass)
+	if ev.Type == "" {
+		problems = append(problems, `event has no "type"`)
+	}
+	ts, err := source.ParseTimestamp(f.Timestamp)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	ev.Timestamp = ts
+	return ev
+}
+
+// unwrap finds the wrapper key and inner event of an element {"msys":{"<wrapper>":{…}}} and
+// names what is odd about it. inner is nil when there is nothing to parse; with several
+// wrappers the first in document order is used, so the choice is stable.
+func unwrap(e []byte) (wrapper string, inner []byte, problem string) {
+	if !json.Valid(e) {
+		return "", nil, "element is not valid JSON"
+	}
+	if source.Kind(e) != '{' {
+		return "", nil, fmt.Sprintf("element is a JSON %s, not an object", source.KindName(e))
+	}
+	var msys []byte
+	source.EachMember(e, func(key, val []byte) bool {
+		if source.KeyText(key) == "msys" {
+			msys = val
+		}
+		return true
+	})
+	if msys == nil || string(msys) == "null" {
+		return "", nil, `element has no "msys"`
+	}
+	if source.Kind(msys) != '{' {
+		return "", nil, fmt.Sprintf(`"msys" is a JSON %s, not an object`, source.KindName(msys))
+	}
+	n := 0
+	source.EachMember(msys, func(key, val []byte) bool {
+		if n == 0 {
+			wrapper, inner = source.KeyText(key), val
+		}
+		n++
+		return true
+	})
+	switch {
+	case n == 0:
+		return "", nil, `"msys" is empty (a ping element inside a batch of events)`
+	case n > 1:
+		problem = fmt.Sprintf(`"msys" has %d keys, expected 1; the first, %q, is used`, n, wrapper)
+	}
+	return wrapper, inner, problem
+}
