@@ -1,4 +1,5 @@
-// Package domain holds the words every other package shares: error codes and IDs.
+// Package domain holds the words every other package shares: error codes, ids, names, paging
+// cursors, times and the settings of a source.
 package domain
 
 import (
@@ -6,7 +7,7 @@ import (
 	"fmt"
 )
 
-// Error codes. Each maps to one HTTP status in internal/server; the set is stable because
+// Error codes. Each maps to one HTTP status in internal/web (codes); the set is stable because
 // clients script against it.
 const (
 	EINVALID        = "invalid"            // 400: the input is wrong; Message says which field and why

@@ -35,7 +35,6 @@ const (
 	KeyOverlap = 24 * time.Hour
 
 	destinationPrefix = "dst_"
-	workflowPrefix    = "wfl_"
 )
 
 // destHandlers serves direction B: the Segment hook and the destination, user, message and

@@ -2,23 +2,12 @@ package server
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
-	"github.com/switchboard-hub/switchboard/internal/domain"
-	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/store"
-)
-
-// Request-rate bounds of SPEC §5.3: 50/s by default (Segment's partner guidance), up to the
-// workspace limit of 1,000/s.
-const (
-	DefaultSegmentRPS = 50
-	MaxSegmentRPS     = 1000
 )
 
 // segmentOut is what GET/PUT …/segment answer: never the key, only its hint; the lane's
@@ -70,43 +59,15 @@ func (s *Server) answerSegment(c *gin.Context, k *store.SegmentKey) {
 }
 
 func (s *Server) putSegment(c *gin.Context) {
-	var in struct {
-		WriteKey *string `json:"write_key"`
-		Endpoint *string `json:"endpoint"`
-		MaxRPS   *int    `json:"max_requests_per_second"`
-	}
+	var in delivery.SegmentKeyInput
 	if !s.decode(c, &in) {
 		return
 	}
-	k := store.SegmentKey{TenantID: tenantOf(c).ID, Endpoint: s.SegmentEndpoint, MaxRPS: DefaultSegmentRPS}
-	switch {
-	case in.WriteKey == nil:
-		s.fail(c, domain.Errorf(domain.EINVALID, "write_key: is required"))
-		return
-	case strings.TrimSpace(*in.WriteKey) == "":
-		s.fail(c, domain.Errorf(domain.EINVALID, "write_key: must not be empty"))
-		return
-	case len(*in.WriteKey) > 256 || strings.ContainsFunc(*in.WriteKey, func(r rune) bool { return r <= ' ' || r == ':' || r > '~' }):
-		s.fail(c, domain.Errorf(domain.EINVALID, "write_key: must be a Segment write key (printable ASCII, no spaces or colons, at most 256 characters)"))
+	k, err := in.Key(tenantOf(c).ID, s.SegmentEndpoint, s.Outbound, s.Box)
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
-	if in.Endpoint != nil && *in.Endpoint != "" {
-		ep, err := checkEndpoint(*in.Endpoint, s.Outbound)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		k.Endpoint = ep
-	}
-	if in.MaxRPS != nil {
-		if *in.MaxRPS < 1 || *in.MaxRPS > MaxSegmentRPS {
-			s.fail(c, domain.Errorf(domain.EINVALID, "max_requests_per_second: must be from 1 to %d", MaxSegmentRPS))
-			return
-		}
-		k.MaxRPS = *in.MaxRPS
-	}
-	k.WriteKeyEnc = s.Box.Seal(*in.WriteKey)
-	k.Hint = domain.Hint(*in.WriteKey)
 	saved, err := s.DB.PutSegmentKey(c.Request.Context(), k)
 	if err != nil {
 		s.fail(c, err)
@@ -114,20 +75,6 @@ func (s *Server) putSegment(c *gin.Context) {
 	}
 	s.Wake(delivery.TargetSegment, k.TenantID)
 	s.answerSegment(c, saved)
-}
-
-// checkEndpoint accepts a base URL as analytics-go takes it (scheme and host, optional path):
-// https, since the write key travels in it (http only to an address the operator allowed), and
-// no literal address the outbound guard refuses.
-func checkEndpoint(v string, guard *outbound.Guard) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(v))
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", domain.Errorf(domain.EINVALID, "endpoint: must be an https base URL such as https://api.segment.io or https://events.eu1.segmentapis.com")
-	}
-	if err := guard.CheckSecureURL("endpoint", u.String()); err != nil {
-		return "", err
-	}
-	return strings.TrimRight(u.String(), "/"), nil
 }
 
 func (s *Server) getSegment(c *gin.Context) {

@@ -1,3 +1,8 @@
+// Package source is the provider-neutral half of direction A (email provider → Segment): the
+// Provider seam that each provider folder (sparkpost, sendgrid) fills in, the processor that
+// turns committed inbox batches into stored events and queued Segment deliveries, the mapping
+// rules every provider shares (identity, size, messageId), the rules of a source's settings, and
+// the one JSON walker the providers and the event store read bodies with.
 package source
 
 import (

@@ -182,8 +182,12 @@ func (r *BackfillRunner) Submit(ctx context.Context, req BackfillRequest) (*stor
 	if err := req.Validate(r.db.Now(), r.guard); err != nil {
 		return nil, err
 	}
-	if _, err := r.db.Source(ctx, req.TenantID, req.SourceID); err != nil {
+	src, err := r.db.Source(ctx, req.TenantID, req.SourceID)
+	if err != nil {
 		return nil, err
+	}
+	if src.Provider != domain.ProviderSparkPost {
+		return nil, domain.Errorf(domain.EINVALID, "source: back-fill reads SparkPost's Events API; this is a %s source", src.Provider)
 	}
 	// Counted under the lock, so that Close either waits for this job or refuses it.
 	r.mu.Lock()
