@@ -403,18 +403,7 @@ func parseTime(raw json.RawMessage) (time.Time, bool) {
 
 // quoteShort quotes s for a reason string, cut so a hostile value cannot bloat the log.
 func quoteShort(s string) string {
-	return `"` + truncate(s, 64) + `"`
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n] + "…"
+	return `"` + domain.Truncate(s, 64) + `"`
 }
 
 // EventName returns the event name a message produces: track → event, page → "Viewed <name> Page", screen → "Viewed <name> Screen"

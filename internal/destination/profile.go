@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
 // Profile is a subscriber profile in the SPEC §6.3 shape (its JSON encoding IS the API response).
@@ -262,7 +264,7 @@ func ApplyIdentify(p *Profile, traits map[string]any, m Mapping) (warnings []War
 		}
 		v, reason := pref.normalize(s)
 		if reason != "" {
-			warnings = append(warnings, Warning{Field: key, Value: truncate(s, 256), Reason: reason})
+			warnings = append(warnings, Warning{Field: key, Value: domain.Truncate(s, 256), Reason: reason})
 			continue
 		}
 		if *pref.dst != v {
@@ -307,7 +309,7 @@ func channelValues(key string, raw any, normalize func(string) (string, string))
 		sawValue = true
 		v, reason := normalize(s)
 		if reason != "" {
-			warnings = append(warnings, Warning{Field: key, Value: truncate(s, 256), Reason: reason})
+			warnings = append(warnings, Warning{Field: key, Value: domain.Truncate(s, 256), Reason: reason})
 			continue
 		}
 		vals = append(vals, v)
@@ -319,9 +321,9 @@ func channelValues(key string, raw any, normalize func(string) (string, string))
 func showValue(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return truncate(fmt.Sprint(v), 256)
+		return domain.Truncate(fmt.Sprint(v), 256)
 	}
-	return truncate(string(b), 256)
+	return domain.Truncate(string(b), 256)
 }
 
 // containsFunc reports whether list holds a value same as v.
