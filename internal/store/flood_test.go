@@ -157,9 +157,11 @@ func TestAcksDoNotWaitBehindProcessing(t *testing.T) {
 		t.Errorf("p99 ack %v while another tenant's batches are processed; want well under SparkPost's 10 s", p99)
 	}
 	// The ratio that shows acks do not wait for a whole batch, whatever the machine's speed: one
-	// transaction per batch made the p99 ack about the batch's commit time.
-	if p99 > batchMedian/3 {
-		t.Errorf("p99 ack %v is more than a third of one batch's commit (%v): acks wait behind whole batches", p99, batchMedian)
+	// transaction per batch made the p99 ack at least the batch's commit time (one chunk is a
+	// small part of it). Half leaves room for a machine whose other processes take the CPU
+	// (a third failed once at 228 ms against 665 ms while other test binaries ran).
+	if p99 > batchMedian/2 {
+		t.Errorf("p99 ack %v is more than half of one batch's commit (%v): acks wait behind whole batches", p99, batchMedian)
 	}
 }
 
