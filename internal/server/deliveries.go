@@ -50,11 +50,9 @@ func (s *Server) listDeliveries(c *gin.Context) {
 		return
 	}
 	f.Limit = p.Limit
-	if p.AfterID != "" {
-		if f.BeforeID, err = (domain.Cursor{ID: p.AfterID}).IntID(); err != nil {
-			s.fail(c, err)
-			return
-		}
+	if f.BeforeID, err = afterRow(p); err != nil {
+		s.fail(c, err)
+		return
 	}
 	ds, total, err := s.DB.Deliveries(c.Request.Context(), f)
 	if err != nil {

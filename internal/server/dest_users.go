@@ -98,12 +98,10 @@ func (h *destHandlers) listUserEvents(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	var afterID int64
-	if p.AfterID != "" {
-		if afterID, err = (domain.Cursor{ID: p.AfterID}).IntID(); err != nil {
-			h.fail(c, err)
-			return
-		}
+	afterID, err := afterRow(p)
+	if err != nil {
+		h.fail(c, err)
+		return
 	}
 	ctx, tid := c.Request.Context(), tenantOf(c).ID
 	events, total, err := h.s.DB.UserEvents(ctx, tid, id, p, afterID)
@@ -174,11 +172,9 @@ func (h *destHandlers) listMessages(c *gin.Context) {
 		}
 		f.Types = []string{t}
 	}
-	if p.AfterID != "" {
-		if f.BeforeID, err = (domain.Cursor{ID: p.AfterID}).IntID(); err != nil {
-			h.fail(c, err)
-			return
-		}
+	if f.BeforeID, err = afterRow(p); err != nil {
+		h.fail(c, err)
+		return
 	}
 	rows, total, err := h.s.DB.InboundMessages(c.Request.Context(), f)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
-	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 	"github.com/switchboard-hub/switchboard/internal/store"
 	"github.com/switchboard-hub/switchboard/internal/web"
 )
@@ -39,6 +38,12 @@ func (s *Server) hook(p source.Provider) gin.HandlerFunc {
 		}
 		logTenant(c, src.TenantID)
 		if s.throttled(c, src.ID) {
+			return
+		}
+		if src.Auth == domain.AuthSignature && verifier == nil {
+			// Only a provider that signs its requests may have signature-only sources; anything
+			// else here is refused rather than let in unauthenticated.
+			s.authFailed(c, src.ID, domain.Errorf(domain.EUNAUTHORIZED, "this source's provider does not sign its requests"))
 			return
 		}
 		if src.Auth != domain.AuthSignature {
@@ -84,9 +89,9 @@ func (s *Server) hook(p source.Provider) gin.HandlerFunc {
 		}
 		b := &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, Body: body}
 		if batchIDs != nil {
-			b.BatchID = batchIDs.BatchID(c.GetHeader)
+			b.BatchID = c.GetHeader(batchIDs.BatchIDHeader())
 			if len(b.BatchID) > 200 {
-				s.fail(c, domain.Errorf(domain.EINVALID, "%s: must be at most 200 characters", sparkpost.BatchIDHeader))
+				s.fail(c, domain.Errorf(domain.EINVALID, "%s: must be at most 200 characters", batchIDs.BatchIDHeader()))
 				return
 			}
 		}

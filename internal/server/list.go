@@ -46,6 +46,15 @@ func pageOf(c *gin.Context) (store.Page, error) {
 	return p, nil
 }
 
+// afterRow returns the row number a page of a list keyed by row number continues after (0 for
+// the first page). Errors: EINVALID.
+func afterRow(p store.Page) (int64, error) {
+	if p.AfterID == "" {
+		return 0, nil
+	}
+	return domain.Cursor{ID: p.AfterID}.IntID()
+}
+
 // nextLink returns the URL of the page after the row (t, id), keeping the request's other query
 // parameters, or "" when the page was not full.
 func nextLink(c *gin.Context, p store.Page, n int, t time.Time, id string) string {

@@ -52,8 +52,8 @@ type Verifier interface {
 // BatchIDer is a Provider whose requests name their batch (SparkPost's
 // X-MessageSystems-Batch-ID), so that a re-sent batch is answered without being stored twice.
 type BatchIDer interface {
-	// BatchID returns the request's batch id, or "" when it has none.
-	BatchID(header func(string) string) string
+	// BatchIDHeader names the request header that holds the batch id.
+	BatchIDHeader() string
 }
 
 var providers []Provider

@@ -194,9 +194,6 @@ func checkEventTypes(types []string) error {
 	}
 	for _, t := range types {
 		if !slices.Contains(all, t) {
-			if len(source.Providers()) == 1 {
-				return source.CheckTypes("events", Provider, types)
-			}
 			slices.Sort(all)
 			return domain.Errorf(domain.EINVALID, "events: %q is not an event type of %s (one of %s)", t, titles(), strings.Join(slices.Compact(all), ", "))
 		}

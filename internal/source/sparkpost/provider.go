@@ -38,5 +38,5 @@ func (provider) Map(tenantID string, ev source.Event, s domain.SourceSettings) (
 	return Map(tenantID, ev, s)
 }
 
-// BatchID returns SparkPost's batch id header.
-func (provider) BatchID(header func(string) string) string { return header(BatchIDHeader) }
+// BatchIDHeader names SparkPost's batch id header.
+func (provider) BatchIDHeader() string { return BatchIDHeader }
