@@ -307,7 +307,7 @@ func (db *DB) EmailEvents(ctx context.Context, f EventFilter) ([]*EmailEvent, er
 }
 
 // CountEmailEvents returns how many events f selects, ignoring its cursor. A search by time and
-// type alone adds up the hourly counts (see events_counts.go); the others count through the index
+// type alone adds up the hourly counts (see email_event_counts.go); the others count through the index
 // of their driving filter, which narrows them to few rows.
 func (db *DB) CountEmailEvents(ctx context.Context, f EventFilter) (int, error) {
 	if q, args, ok := f.rolledCount(); ok {
