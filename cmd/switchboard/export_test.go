@@ -105,7 +105,7 @@ func TestExportFromDataDir(t *testing.T) {
 		want string
 	}{
 		{[]string{"--fields", "rcpt_to,recipient"}, `fields: "recipient" is not a field`},
-		{[]string{"--events", "delivered"}, `events: "delivered"`},
+		{[]string{"--events", "deliverd"}, `events: "deliverd"`},
 		{[]string{"--from", "yesterday"}, "from:"},
 		{[]string{"--timezone", "Mars/Olympus"}, "timezone:"},
 	} {

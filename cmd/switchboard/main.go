@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/switchboard-hub/switchboard/internal/app"
 	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
@@ -202,42 +202,26 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := &deps{DB: db, Box: box, Tokens: tokens, Log: log, Registry: reg, Config: cfg, PublicURL: publicURL, Outbound: guard,
-		Engines: map[string]*delivery.Engine{}, DeliveryMetrics: delivery.NewMetrics(reg, db)}
-	srcCfg, srcWorkers, err := wireSources(deps)
-	if err != nil {
-		return err
-	}
-	dstCfg, dstWorkers, err := wireDestinations(deps)
-	if err != nil {
-		return err
-	}
-	workers := append(srcWorkers, dstWorkers...)
-	ready := make([]func(context.Context) error, 0, len(workers))
-	for _, w := range workers {
-		ready = append(ready, w.Ready)
-	}
-	srv := server.New(server.Config{
+	a, err := app.New(server.Config{
 		DB: db, Tokens: tokens, Box: box, Log: log, Registry: reg,
 		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint, Outbound: guard,
 		MaxConnections: limits.maxConnections, MaxBatchEvents: limits.maxBatchEvents,
-		Ready: ready, Wake: deps.wake, Sources: srcCfg, Destinations: dstCfg,
-	})
-	for _, w := range workers {
-		if err := w.Start(ctx); err != nil {
-			return err
-		}
+	}, app.Options{})
+	if err != nil {
+		return err
 	}
+	srv := a.Server
 	// Workers stop after the HTTP server: nothing new arrives while they hand back their rows.
 	defer func() {
 		wctx, cancel := context.WithTimeout(context.Background(), workerGrace)
 		defer cancel()
-		for i := len(workers) - 1; i >= 0; i-- {
-			if err := workers[i].Close(wctx); err != nil {
-				log.Error("stopping worker", "error", err.Error())
-			}
+		if err := a.Close(wctx); err != nil {
+			log.Error("stopping workers", "error", err.Error())
 		}
 	}()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
 
 	if db.Created {
 		// First start: the operator needs a way in. Printed on stdout, never logged.

@@ -1,11 +1,8 @@
 package server_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
-	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
 )
@@ -131,17 +125,10 @@ type backfillRig struct {
 
 func newBackfillRig(t *testing.T) *backfillRig {
 	app := NewTestApp(t)
-	log := slog.New(slog.NewJSONHandler(app.Logs, nil))
-	box, _ := auth.NewBox(bytes.Repeat([]byte{7}, 32)) // NewTestApp's key
 	rig := &backfillRig{app: app, segment: fakesegment.New(), writeKey: app.Secret("wk_backfill_0001")}
 	t.Cleanup(rig.segment.Close)
-	sender := delivery.NewSegmentSender(app.DB, box, outbound.LoopbackOnly(), log)
-	engine := delivery.NewEngine(app.DB, sender, delivery.Options{Target: delivery.TargetSegment}, log)
-	rig.proc = source.NewProcessor(app.DB, log)
+	rig.proc, rig.runner = app.App.Processor, app.App.Backfill
 	rig.proc.Poll = 20 * time.Millisecond
-	rig.proc.Notify = engine.Notify
-	rig.runner = sparkpost.NewBackfillRunner(app.DB, outbound.LoopbackOnly(), log)
-	rig.runner.Wake = rig.proc.Wake
 	rig.runner.Poll = 20 * time.Millisecond
 	rig.runner.Backoff = func(attempt int, _ time.Duration) time.Duration {
 		if n := rig.slowFrom.Load(); n > 0 && attempt >= int(n) {
@@ -149,22 +136,7 @@ func newBackfillRig(t *testing.T) *backfillRig {
 		}
 		return 5 * time.Millisecond
 	}
-	app.Server.Sources.Backfill = rig.runner
-	ctx := t.Context()
-	for _, start := range []func() error{func() error { return engine.Start(ctx) }, func() error { return rig.proc.Start(ctx) },
-		func() error { return rig.runner.Start(ctx) }} {
-		if err := start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rig.runner.Close(c)
-		rig.proc.Close(c)
-		engine.Close(c)
-		sender.Close(c)
-	})
+	app.Start()
 	return rig
 }
 

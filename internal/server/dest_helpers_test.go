@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,17 +10,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/switchboard-hub/switchboard/internal/auth"
+	"github.com/switchboard-hub/switchboard/internal/app"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/destination"
-	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -46,57 +43,29 @@ func newDestApp(t *testing.T) *destApp {
 	return a
 }
 
-// startDestServer starts a server on a fresh database with a workflow engine (short retry
-// delays) that the server wakes, logging to logs.
+// startDestServer starts a whole server (NewTestApp, started) whose workflow engine has short
+// retry delays, logging to logs.
 func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer) (*TestApp, *delivery.Engine) {
 	tb.Helper()
-	ctx := context.Background()
-	db, err := store.Open(ctx, filepath.Join(tb.TempDir(), "switchboard.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tokens, _ := auth.NewTokens(signingKey)
-	box, _ := auth.NewBox(bytes.Repeat([]byte{7}, 32))
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sender := delivery.NewWorkflowSender(db, box, func(ctx context.Context, tenantID, distinctID string) (json.RawMessage, error) {
-		return destination.Recipient(ctx, db, tenantID, distinctID)
-	}, outbound.LoopbackOnly(), log)
-	sender.Timeout = 5 * time.Second
-	engine := delivery.NewEngine(db, sender, delivery.Options{
-		Target: delivery.TargetWorkflow, Batch: 32, SendTimeout: 30 * time.Second,
-		Backoff: func(int) time.Duration { return 20 * time.Millisecond },
-		Idle:    100 * time.Millisecond,
-	}, log)
-	srv := server.New(server.Config{
-		DB: db, Tokens: tokens, Box: box, Log: log,
-		PublicURL:       "http://switchboard.test",
-		SegmentEndpoint: "https://api.segment.io",
-		Outbound:        outbound.LoopbackOnly(),
-		BodyLimit:       64 << 10,
-		Destinations:    cfg,
-		Wake: func(target, tenantID string) {
-			if target == delivery.TargetWorkflow {
-				engine.Notify(tenantID)
+	tune := app.Options{
+		Engine: func(o *delivery.Options) {
+			if o.Target == delivery.TargetWorkflow {
+				o.SendTimeout, o.Idle = 30*time.Second, 100*time.Millisecond
+				o.Backoff = func(int) time.Duration { return 20 * time.Millisecond }
 			}
 		},
-	})
-	if err := engine.Start(ctx); err != nil {
-		tb.Fatal(err)
+		WorkflowTimeout: 5 * time.Second,
 	}
-	buf, _ := logs.(*syncBuffer)
-	if buf == nil {
-		buf = &syncBuffer{} // secrets are checked against this empty buffer: logs went elsewhere
-	}
-	app := &TestApp{t: tb, DB: db, Tokens: tokens, Server: srv, HTTP: httptest.NewServer(srv.Handler()), Logs: buf}
-	tb.Cleanup(func() {
-		app.HTTP.Close()
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		engine.Close(cctx)
-		db.Close()
-		app.AssertLogsClean()
+	a := newTestApp(tb, tune, func(c *server.Config) {
+		c.Destinations = cfg
+		c.HookMemory = 0 // the default budget, as serve has it
+		c.Log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	return app, engine
+	if buf, ok := logs.(*syncBuffer); ok {
+		a.Logs = buf
+	} // else secrets are checked against NewTestApp's buffer, which stays empty: logs went elsewhere
+	a.Start()
+	return a, a.App.Engines[delivery.TargetWorkflow]
 }
 
 // path returns the tenant's admin path under /api/v1/tenants/{tid}.

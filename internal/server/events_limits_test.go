@@ -107,6 +107,7 @@ func TestCSVExportStalledClientsHoldNoConnection(t *testing.T) {
 	const writeTimeout = 2 * time.Second
 	// No cap gets in the way here: what is shown is that a stalled export holds nothing.
 	app := newEventsApp(t, server.EventReadLimits{PerTenant: 8, Global: 8, WriteTimeout: writeTimeout})
+	app.Start() // /readyz reports the workers too
 	if pool := app.DB.Reader().Stats().MaxOpenConnections; pool > 4 {
 		t.Logf("the read pool has %d connections; the test stalls 4 exports", pool)
 	}
@@ -181,7 +182,9 @@ func TestCSVExportStalledClientsHoldNoConnection(t *testing.T) {
 // TestEmailEventsReadCaps: a tenant runs at most PerTenant email-events reads at once and the
 // server at most Global; past either, 429 with Retry-After and a message saying which cap.
 func TestEmailEventsReadCaps(t *testing.T) {
-	app := newEventsApp(t, server.EventReadLimits{Global: 3}) // PerTenant: the default, 2
+	// PerTenant: the default, 2. The workers run: /readyz reports them too.
+	app := newEventsApp(t, server.EventReadLimits{Global: 3})
+	app.Start()
 	a, b, c := app.Tenant("A"), app.Tenant("B"), app.Tenant("C")
 	ta, tb, tc := app.TenantToken(a), app.TenantToken(b), app.TenantToken(c)
 	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)

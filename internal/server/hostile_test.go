@@ -28,6 +28,7 @@ type hostileCase struct {
 // 4xx: never a 5xx, never a panic, and the server stays healthy afterwards.
 func TestHostileInput(t *testing.T) {
 	app := NewTestApp(t)
+	app.Start() // the whole server: the catalogue must leave it ready
 	a, b := app.Tenant("A"), app.Tenant("B")
 	op, ta := app.OperatorToken(), app.TenantToken(a)
 	src := app.createSource(ta, a.ID, `{"name": "prod"}`)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -40,7 +39,7 @@ func newReceiptRig(t *testing.T) *receiptRig {
 	tn := app.Tenant("A")
 	r := &receiptRig{app: app, tid: tn.ID, token: app.TenantToken(tn)}
 	r.src = app.createSource(r.token, tn.ID, `{"name": "prod"}`)
-	r.proc = source.NewProcessor(app.DB, slog.New(slog.DiscardHandler))
+	r.proc = app.App.Processor // driven by the test: the app is not started
 	return r
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-hub/switchboard/internal/app"
 	"github.com/switchboard-hub/switchboard/internal/auth"
 	"github.com/switchboard-hub/switchboard/internal/outbound"
 	"github.com/switchboard-hub/switchboard/internal/server"
@@ -44,6 +45,7 @@ type TestApp struct {
 	DB      *store.DB
 	Tokens  *auth.Tokens
 	Server  *server.Server
+	App     *app.App // the workers behind Server, wired as serve wires them; not running until Start
 	HTTP    *httptest.Server
 	Logs    *syncBuffer
 	secrets []string // every secret the test handed out or received; the log must hold none
@@ -51,9 +53,15 @@ type TestApp struct {
 
 var signingKey = []byte("test-signing-key-test-signing-key-0123")
 
-// NewTestApp starts a server, with each of opts applied to its configuration; the test ends by
+// NewTestApp starts a server wired by package app, as `switchboard serve` is, with each of opts
+// applied to its configuration; its workers run once the test calls Start. The test ends by
 // checking the captured log for secrets.
 func NewTestApp(tb testing.TB, opts ...func(*server.Config)) *TestApp {
+	return newTestApp(tb, app.Options{}, opts...)
+}
+
+// newTestApp is NewTestApp with the workers tuned by wopt.
+func newTestApp(tb testing.TB, wopt app.Options, opts ...func(*server.Config)) *TestApp {
 	tb.Helper()
 	db, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "switchboard.db"))
 	if err != nil {
@@ -74,15 +82,31 @@ func NewTestApp(tb testing.TB, opts ...func(*server.Config)) *TestApp {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv := server.New(cfg)
-	app := &TestApp{t: tb, DB: db, Tokens: tokens, Server: srv, HTTP: httptest.NewServer(srv.Handler()), Logs: logs}
+	wired, err := app.New(cfg, wopt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := &TestApp{t: tb, DB: db, Tokens: tokens, Server: wired.Server, App: wired, HTTP: httptest.NewServer(wired.Server.Handler()), Logs: logs}
 	tb.Cleanup(func() {
-		app.HTTP.CloseClientConnections() // stalled test clients must not hold Close up
-		app.HTTP.Close()
+		a.HTTP.CloseClientConnections() // stalled test clients must not hold Close up
+		a.HTTP.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := wired.Close(ctx); err != nil {
+			tb.Errorf("closing the workers: %v", err)
+		}
 		db.Close()
-		app.AssertLogsClean()
+		a.AssertLogsClean()
 	})
-	return app
+	return a
+}
+
+// Start runs the app's workers (processor, outbox engines, back-fill, upkeep) until the test ends.
+func (a *TestApp) Start() {
+	a.t.Helper()
+	if err := a.App.Start(a.t.Context()); err != nil {
+		a.t.Fatal(err)
+	}
 }
 
 // Secret registers a value that must never appear in the log.

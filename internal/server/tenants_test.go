@@ -228,6 +228,7 @@ func TestTenantListPagination(t *testing.T) {
 
 func TestOperationsEndpoints(t *testing.T) {
 	app := NewTestApp(t)
+	app.Start() // /readyz checks the workers
 	for _, sc := range []Scenario{
 		{Name: "healthz", Method: "GET", URL: "/healthz", ExpectedStatus: 200, ExpectedContent: []string{"ok"}},
 		{Name: "readyz", Method: "GET", URL: "/readyz", ExpectedStatus: 200, ExpectedContent: []string{"ready"}},

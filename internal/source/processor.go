@@ -36,7 +36,9 @@ type Processor struct {
 
 // NewProcessor returns a processor; Start runs it.
 func NewProcessor(db *store.DB, log *slog.Logger) *Processor {
-	return &Processor{db: db, log: log, Poll: time.Second}
+	p := &Processor{db: db, log: log, Poll: time.Second}
+	p.loop.Name = "batch processor" // named before Start, so that /readyz says which worker is not running
+	return p
 }
 
 // Wake tells the processor a batch was committed.
@@ -45,7 +47,7 @@ func (p *Processor) Wake() { p.loop.Wake() }
 // Start runs the processor in the background until Close. A failing round (the database
 // unavailable, say) is retried with backoff and logged at most once a minute.
 func (p *Processor) Start(ctx context.Context) error {
-	p.loop.Name, p.loop.Log, p.loop.Poll = "batch processor", p.log, p.Poll
+	p.loop.Log, p.loop.Poll = p.log, p.Poll
 	p.loop.Step = func(ctx context.Context) (bool, error) {
 		n, err := p.ProcessOnce(ctx)
 		return n > 0, err

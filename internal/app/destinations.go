@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -11,21 +11,25 @@ import (
 )
 
 // wireDestinations builds direction B: the workflow outbox engine.
-func wireDestinations(d *deps) (server.DestinationConfig, []runner, error) {
+func (a *App) wireDestinations(cfg *server.Config, metrics *delivery.Metrics, opt Options) {
+	db := cfg.DB
 	recipient := func(ctx context.Context, tenantID, distinctID string) (json.RawMessage, error) {
-		return destination.Recipient(ctx, d.DB, tenantID, distinctID)
+		return destination.Recipient(ctx, db, tenantID, distinctID)
 	}
-	sender := delivery.NewWorkflowSender(d.DB, d.Box, recipient, d.Outbound, d.Log)
-	engine := delivery.NewEngine(d.DB, sender, delivery.Options{
+	sender := delivery.NewWorkflowSender(db, cfg.Box, recipient, cfg.Outbound, cfg.Log)
+	if opt.WorkflowTimeout > 0 {
+		sender.Timeout = opt.WorkflowTimeout
+	}
+	engine := delivery.NewEngine(db, sender, opt.engineOptions(delivery.Options{
 		Target: delivery.TargetWorkflow,
 		// 32 per claim at 4 concurrent POSTs of at most 10 s each: a claim against a receiver
 		// that hangs ends within 80 s, inside SendTimeout.
 		Batch:       32,
 		SendTimeout: 2 * time.Minute,
-		Observe:     d.DeliveryMetrics.Observer(delivery.TargetWorkflow),
-	}, d.Log)
+		Observe:     metrics.Observer(delivery.TargetWorkflow),
+	}), cfg.Log)
 	// The Segment hook and POST …/deliveries/retry wake it through server.Config.Wake. Retention
-	// of stored Segment messages runs with the event store's (wire_sources.go).
-	d.Engines[delivery.TargetWorkflow] = engine
-	return server.DestinationConfig{}, []runner{engine}, nil // *delivery.Engine is a worker: Start, Close, Ready
+	// of stored Segment messages runs with the event store's (sources.go).
+	a.Engines[delivery.TargetWorkflow] = engine
+	a.workers = append(a.workers, engine) // *delivery.Engine is a Worker: Start, Close, Ready
 }

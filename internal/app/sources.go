@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -17,34 +17,40 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/worker"
 )
 
-// wireSources builds direction A: the inbox processor of every provider, the Segment outbox engine, the
-// back-fill runner and the event store's upkeep.
-func wireSources(d *deps) (server.SourceConfig, []runner, error) {
-	sender := delivery.NewSegmentSender(d.DB, d.Box, d.Outbound, d.Log)
-	engine := delivery.NewEngine(d.DB, sender, delivery.Options{
+// wireSources builds direction A: the inbox processor of every provider, the Segment outbox
+// engine, the back-fill runner and the event store's upkeep.
+func (a *App) wireSources(cfg *server.Config, metrics *delivery.Metrics, opt Options) error {
+	log := cfg.Log
+	sender := delivery.NewSegmentSender(cfg.DB, cfg.Box, cfg.Outbound, log)
+	engine := delivery.NewEngine(cfg.DB, sender, opt.engineOptions(delivery.Options{
 		Target:  delivery.TargetSegment,
-		Observe: d.DeliveryMetrics.Observer(delivery.TargetSegment),
-	}, d.Log)
-	d.Engines[delivery.TargetSegment] = engine
+		Observe: metrics.Observer(delivery.TargetSegment),
+	}), log)
+	a.Engines[delivery.TargetSegment] = engine
 
+	// The series keeps its first name; it counts every provider's events.
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_sparkpost_events_total",
-		Help: "SparkPost events by tenant and stage: received (in processed batches), stored (new to the store), queued (for Segment).",
+		Help: "Email provider events (SparkPost and SendGrid) by tenant and stage: received (in processed batches), stored (new to the store), queued (for Segment).",
 	}, []string{"tenant_id", "stage"})
-	d.Registry.MustRegister(events)
+	if err := cfg.Registry.Register(events); err != nil {
+		return err
+	}
 
-	proc := source.NewProcessor(d.DB, d.Log)
+	proc := source.NewProcessor(cfg.DB, log)
 	proc.Notify = engine.Notify
 	proc.Observe = func(tenantID string, received, stored, queued int) {
 		events.WithLabelValues(tenantID, "received").Add(float64(received))
 		events.WithLabelValues(tenantID, "stored").Add(float64(stored))
 		events.WithLabelValues(tenantID, "queued").Add(float64(queued))
 	}
-	backfills := sparkpost.NewBackfillRunner(d.DB, d.Outbound, d.Log.With("worker", "backfill"))
+	backfills := sparkpost.NewBackfillRunner(cfg.DB, cfg.Outbound, log.With("worker", "backfill"))
 	backfills.Wake = proc.Wake
-	rollup, retention := eventStoreLoops(d.DB, d.Log.With("worker", "event_store"))
-	return server.SourceConfig{BatchCommitted: proc.Wake, Backfill: backfills},
-		[]runner{proc, segmentWorker{engine, sender}, backfills, rollup, retention}, nil
+	a.Processor, a.Backfill = proc, backfills
+	rollup, retention := eventStoreLoops(cfg.DB, log.With("worker", "event_store"))
+	a.workers = append(a.workers, proc, segmentWorker{engine, sender}, backfills, rollup, retention)
+	cfg.Sources.BatchCommitted, cfg.Sources.Backfill = proc.Wake, backfills
+	return nil
 }
 
 // Intervals of the event store's upkeep.
