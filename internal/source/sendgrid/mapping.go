@@ -110,16 +110,24 @@ func isEngagement(typ string) bool {
 func setSpecProperties(props map[string]any, ev source.Event) {
 	set := func(key, val string) { source.SetProperty(props, key, val) }
 	set("email_id", ev.MessageID)
-	set("campaign_id", ev.CampaignID)
-	if name := source.StringField(props, "marketing_campaign_name"); strings.TrimSpace(name) != "" {
-		set("campaign_name", name)
-	} else {
-		set("campaign_name", ev.CampaignID)
+	// A Marketing Campaigns send names its campaign; otherwise the first category stands for it,
+	// as in the event store's campaign filter.
+	id, name := source.StringField(props, "marketing_campaign_id"), source.StringField(props, "marketing_campaign_name")
+	if strings.TrimSpace(id) == "" {
+		id = ev.CampaignID
 	}
+	if strings.TrimSpace(name) == "" {
+		name = ev.CampaignID
+	}
+	set("campaign_id", id)
+	set("campaign_name", name)
 	switch ev.Type {
 	case "click":
 		set("link_url", source.StringField(props, "url"))
-		set("link_id", source.StringField(props, "url_offset_index"))
+		// url_offset {"index": 0, "type": "html"} says which link of the message it was.
+		if off, ok := props["url_offset"].(map[string]any); ok {
+			set("link_id", source.StringField(off, "index"))
+		}
 	case "unsubscribe", "group_unsubscribe", "group_resubscribe":
 		set("list_id", source.StringField(props, "asm_group_id"))
 	}
