@@ -32,7 +32,7 @@ type App struct {
 	Processor *source.Processor
 	// Backfill runs SparkPost back-fill jobs.
 	Backfill *sparkpost.BackfillRunner
-	// Engines are the outbox engines by target (delivery.TargetSegment, delivery.TargetWorkflow).
+	// Engines are the outbox engines by target (domain.TargetSegment, domain.TargetWorkflow).
 	Engines map[string]*delivery.Engine
 
 	workers []Worker

@@ -7,6 +7,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/destination"
+	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/server"
 )
 
@@ -21,15 +22,15 @@ func (a *App) wireDestinations(cfg *server.Config, metrics *delivery.Metrics, op
 		sender.Timeout = opt.WorkflowTimeout
 	}
 	engine := delivery.NewEngine(db, sender, opt.engineOptions(delivery.Options{
-		Target: delivery.TargetWorkflow,
+		Target: domain.TargetWorkflow,
 		// 32 per claim at 4 concurrent POSTs of at most 10 s each: a claim against a receiver
 		// that hangs ends within 80 s, inside SendTimeout.
 		Batch:       32,
 		SendTimeout: 2 * time.Minute,
-		Observe:     metrics.Observer(delivery.TargetWorkflow),
+		Observe:     metrics.Observer(domain.TargetWorkflow),
 	}), cfg.Log)
 	// The Segment hook and POST …/deliveries/retry wake it through server.Config.Wake. Retention
 	// of stored Segment messages runs with the event store's (sources.go).
-	a.Engines[delivery.TargetWorkflow] = engine
+	a.Engines[domain.TargetWorkflow] = engine
 	a.workers = append(a.workers, engine) // *delivery.Engine is a Worker: Start, Close, Ready
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/destination"
+	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
@@ -23,10 +24,10 @@ func (a *App) wireSources(cfg *server.Config, metrics *delivery.Metrics, opt Opt
 	log := cfg.Log
 	sender := delivery.NewSegmentSender(cfg.DB, cfg.Box, cfg.Outbound, log)
 	engine := delivery.NewEngine(cfg.DB, sender, opt.engineOptions(delivery.Options{
-		Target:  delivery.TargetSegment,
-		Observe: metrics.Observer(delivery.TargetSegment),
+		Target:  domain.TargetSegment,
+		Observe: metrics.Observer(domain.TargetSegment),
 	}), log)
-	a.Engines[delivery.TargetSegment] = engine
+	a.Engines[domain.TargetSegment] = engine
 
 	// The series keeps its first name; it counts every provider's events.
 	events := prometheus.NewCounterVec(prometheus.CounterOpts{

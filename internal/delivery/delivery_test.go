@@ -41,7 +41,7 @@ func newHarness(t *testing.T, opt delivery.Options) *harness {
 	h := &harness{t: t, db: db, box: box, fake: fakesegment.New()}
 	h.sender = delivery.NewSegmentSender(db, box, outbound.LoopbackOnly(), log)
 	h.sender.Cooldown = 100 * time.Millisecond
-	opt.Target = delivery.TargetSegment
+	opt.Target = domain.TargetSegment
 	if opt.Backoff == nil {
 		opt.Backoff = func(int) time.Duration { return 100 * time.Millisecond }
 	}
@@ -89,7 +89,7 @@ func (h *harness) enqueueFrom(tenantID string, from, n int, maxAge time.Duration
 			id := fmt.Sprintf("sp-%s-%d", tenantID, i)
 			payload, _ := json.Marshal(delivery.SegmentMessage{Type: "track", MessageID: id, UserID: "u1", Event: "Email Delivered",
 				Timestamp: time.Unix(1460989507, 0).UTC(), Properties: map[string]any{"n": i}})
-			if _, err := store.InsertDelivery(tx, time.Now(), store.NewDelivery{TenantID: tenantID, Target: delivery.TargetSegment,
+			if _, err := store.InsertDelivery(tx, time.Now(), store.NewDelivery{TenantID: tenantID, Target: domain.TargetSegment,
 				OriginID: "src_x", MessageID: id, Payload: payload, MaxAge: maxAge}); err != nil {
 				return err
 			}
@@ -165,7 +165,7 @@ func TestDeliversThroughAnalyticsGo(t *testing.T) {
 	if !h.fake.WaitUnique("wk_one", 50, 60*time.Second) {
 		t.Fatalf("fake Segment got %d of 50 messages", len(h.fake.Unique("wk_one")))
 	}
-	h.waitStatus(tid, store.StatusDelivered, 50, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDelivered, 50, 60*time.Second)
 	got := h.fake.Unique("wk_one")
 	m := got[ids[7]]
 	if m.Type != "track" || m.Event != "Email Delivered" || m.UserID != "u1" || fmt.Sprint(m.Properties["n"]) != "7" ||
@@ -183,7 +183,7 @@ func TestRetriesAfterServerErrors(t *testing.T) {
 	tid := h.tenant("wk_flaky")
 	h.fake.Script("wk_flaky", fakesegment.Reply{Status: 500}, fakesegment.Reply{Status: 503})
 	h.enqueue(tid, 1, delivery.MaxAge)
-	h.waitStatus(tid, store.StatusDelivered, 1, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDelivered, 1, 60*time.Second)
 	ds, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Limit: 10})
 	if reqs := len(h.fake.Requests("wk_flaky")); reqs != 3 || ds[0].Attempts != 3 || ds[0].LastError != "" {
 		t.Fatalf("%d requests; delivery after 500, 503, 200: attempts %d, last_error %q (want 3 requests, 3 attempts, no error)",
@@ -199,16 +199,16 @@ func TestFailedAttemptShowsStatusAndAnswer(t *testing.T) {
 	tid := h.tenant("wk_down")
 	h.fake.Script("wk_down", fakesegment.Reply{Status: 502})
 	h.enqueue(tid, 2, delivery.MaxAge)
-	ds := h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 2)
+	ds := h.waitFor(store.DeliveryFilter{TenantID: tid, Status: domain.StatusFailed}, 2)
 	if ds[0].LastError != `502 {"success": false}` || ds[0].Attempts != 1 {
 		t.Fatalf("failed deliveries: %d, first %+v", len(ds), ds[0])
 	}
-	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, delivery.MaxAge)
+	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: domain.StatusFailed}, delivery.MaxAge)
 	if err != nil || n != 2 {
 		t.Fatalf("retry failed: %d, %v", n, err)
 	}
 	h.engine.Notify(tid)
-	h.waitStatus(tid, store.StatusDelivered, 2, 60*time.Second) // the backoff was an hour
+	h.waitStatus(tid, domain.StatusDelivered, 2, 60*time.Second) // the backoff was an hour
 }
 
 // TestRejectedWriteKeyPausesTheLane: a 401 pauses the tenant's Segment lane with a visible
@@ -231,7 +231,7 @@ func TestRejectedWriteKeyPausesTheLane(t *testing.T) {
 	}
 	// More deliveries are held with the reason, unsent and uncounted.
 	h.enqueueFrom(tid, 3, 2, delivery.MaxAge)
-	h.waitFor(store.DeliveryFilter{TenantID: tid, Reason: delivery.ReasonKeyRejected}, 5)
+	h.waitFor(store.DeliveryFilter{TenantID: tid, Reason: domain.ReasonKeyRejected}, 5)
 	if n := len(h.fake.Requests("wk_revoked")); n != 1 {
 		t.Fatalf("%d requests with a rejected key; want 1", n)
 	}
@@ -240,7 +240,7 @@ func TestRejectedWriteKeyPausesTheLane(t *testing.T) {
 	if !h.fake.WaitUnique("wk_replaced", 5, 60*time.Second) {
 		t.Fatalf("after the key was replaced: %d of 5 delivered", len(h.fake.Unique("wk_replaced")))
 	}
-	h.waitStatus(tid, store.StatusDelivered, 5, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDelivered, 5, 60*time.Second)
 	if k, _ := h.db.SegmentKey(context.Background(), tid); k.Status != store.SegmentActive {
 		t.Fatalf("status after a new key: %s", k.Status)
 	}
@@ -255,9 +255,9 @@ func TestRefusedMessageIsDeadLettered(t *testing.T) {
 	bad := fmt.Sprintf("sp-%s-%d", tid, 13)
 	h.fake.RefuseWhen(func(m fakesegment.Message) bool { return m.MessageID == bad })
 	h.enqueue(tid, 20, delivery.MaxAge)
-	h.waitStatus(tid, store.StatusDelivered, 19, 60*time.Second)
-	h.waitStatus(tid, store.StatusDead, 1, 60*time.Second)
-	dead, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusDead, Limit: 10})
+	h.waitStatus(tid, domain.StatusDelivered, 19, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDead, 1, 60*time.Second)
+	dead, _, _ := h.db.Deliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: domain.StatusDead, Limit: 10})
 	if dead[0].MessageID != bad || !strings.HasPrefix(dead[0].LastError, "400 ") || !strings.Contains(dead[0].LastError, "invalid message "+bad) {
 		t.Fatalf("dead-lettered %s with %q; want %s with Segment's answer", dead[0].MessageID, dead[0].LastError, bad)
 	}
@@ -272,7 +272,7 @@ func TestHonoursRetryAfter(t *testing.T) {
 	tid := h.tenant("wk_busy")
 	h.fake.Script("wk_busy", fakesegment.Reply{Status: 429, RetryAfter: "2"})
 	h.enqueue(tid, 5, delivery.MaxAge)
-	h.waitStatus(tid, store.StatusDelivered, 5, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDelivered, 5, 60*time.Second)
 	reqs := h.fake.Requests("wk_busy")
 	if len(reqs) < 2 {
 		t.Fatalf("%d requests", len(reqs))
@@ -316,7 +316,7 @@ func TestWaitsForWriteKey(t *testing.T) {
 	tid := h.tenant("")
 	h.enqueue(tid, 3, delivery.MaxAge)
 	// Without a key the rows go back to pending with the reason, attempts not counted.
-	for _, d := range h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusPending, Reason: delivery.ReasonNoWriteKey}, 3) {
+	for _, d := range h.waitFor(store.DeliveryFilter{TenantID: tid, Status: domain.StatusPending, Reason: domain.ReasonNoWriteKey}, 3) {
 		if d.Attempts != 0 {
 			t.Fatalf("a delivery waiting for a write key counts %d attempts", d.Attempts)
 		}
@@ -326,7 +326,7 @@ func TestWaitsForWriteKey(t *testing.T) {
 	if !h.fake.WaitUnique("wk_late", 3, 60*time.Second) {
 		t.Fatal("deliveries did not go out once a write key was registered")
 	}
-	h.waitStatus(tid, store.StatusDelivered, 3, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDelivered, 3, 60*time.Second)
 }
 
 func TestExpiredDeliveriesDieAndCanBeRetried(t *testing.T) {
@@ -335,15 +335,15 @@ func TestExpiredDeliveriesDieAndCanBeRetried(t *testing.T) {
 	tid := h.tenant("wk_down")
 	h.fake.Behave(func(string) fakesegment.Reply { return fakesegment.Reply{Status: 500} })
 	h.enqueue(tid, 2, time.Millisecond)
-	h.waitStatus(tid, store.StatusDead, 2, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDead, 2, 60*time.Second)
 
 	h.fake.Behave(nil)
-	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: store.StatusDead}, delivery.MaxAge)
+	n, err := h.db.RetryDeliveries(context.Background(), store.DeliveryFilter{TenantID: tid, Status: domain.StatusDead}, delivery.MaxAge)
 	if err != nil || n != 2 {
 		t.Fatalf("retry: %d, %v", n, err)
 	}
 	h.engine.Notify(tid)
-	h.waitStatus(tid, store.StatusDelivered, 2, 60*time.Second)
+	h.waitStatus(tid, domain.StatusDelivered, 2, 60*time.Second)
 }
 
 func TestStartReleasesRowsLeftClaimed(t *testing.T) {
@@ -351,7 +351,7 @@ func TestStartReleasesRowsLeftClaimed(t *testing.T) {
 	tid := h.tenant("wk_crash")
 	h.enqueue(tid, 4, delivery.MaxAge) // engine not started: Notify is ignored
 	// A process that claimed the rows and died.
-	if ds, err := h.db.ClaimDeliveries(context.Background(), delivery.TargetSegment, tid, 10); err != nil || len(ds) != 4 {
+	if ds, err := h.db.ClaimDeliveries(context.Background(), domain.TargetSegment, tid, 10); err != nil || len(ds) != 4 {
 		t.Fatalf("claim: %d, %v", len(ds), err)
 	}
 	if err := h.engine.Start(context.Background()); err != nil {
@@ -370,10 +370,10 @@ func TestNewKeySendsWhatWaitsForItsNextAttempt(t *testing.T) {
 	tid := h.tenant("wk_wrong_workspace")
 	h.failKey("wk_wrong_workspace", 500)
 	h.enqueue(tid, 4, delivery.MaxAge)
-	h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 4)
+	h.waitFor(store.DeliveryFilter{TenantID: tid, Status: domain.StatusFailed}, 4)
 	h.key(tid, "wk_right_workspace")
 	h.engine.Notify(tid)
-	h.waitStatus(tid, store.StatusDelivered, 4, 60*time.Second) // not after the hour's backoff
+	h.waitStatus(tid, domain.StatusDelivered, 4, 60*time.Second) // not after the hour's backoff
 }
 
 // TestDialTimeGuardRefusesPrivateEndpoints: an endpoint that reaches a private address at dial
@@ -385,7 +385,7 @@ func TestDialTimeGuardRefusesPrivateEndpoints(t *testing.T) {
 	h.engine.Start(context.Background())
 	tid := h.tenant("wk_inside")
 	h.enqueue(tid, 1, delivery.MaxAge)
-	ds := h.waitFor(store.DeliveryFilter{TenantID: tid, Status: store.StatusFailed}, 1)
+	ds := h.waitFor(store.DeliveryFilter{TenantID: tid, Status: domain.StatusFailed}, 1)
 	if !strings.Contains(ds[0].LastError, "refused by the outbound policy") {
 		t.Fatalf("delivery to a loopback endpoint without the allow-list: %+v", ds)
 	}

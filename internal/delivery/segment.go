@@ -24,12 +24,6 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
-// TargetSegment is the deliveries.target of Segment track calls.
-const TargetSegment = "segment"
-
-// ReasonNoWriteKey marks Segment deliveries waiting for their tenant to register a write key.
-const ReasonNoWriteKey = "no_write_key"
-
 // SegmentMessage is a Segment call as stored in a delivery's payload: Segment's own JSON shape,
 // so that the outbox holds exactly what will be sent.
 type SegmentMessage struct {
@@ -92,14 +86,6 @@ func SegmentTransport(g *outbound.Guard) http.RoundTripper {
 	return g.RoundTripper(outbound.ClientConfig{RequireHTTPS: true, MaxIdleConnsPerHost: 8})
 }
 
-// Reasons a Segment delivery waits, shown with it in the API.
-const (
-	// ReasonKeyRejected: Segment answered 401/403 to the tenant's write key.
-	ReasonKeyRejected = store.SegmentKeyRejected
-	// ReasonRetryAfter: the receiver asked to wait (429/5xx) before the message was sent.
-	ReasonRetryAfter = "retry_after"
-)
-
 // segmentClient is one analytics-go client with the bookkeeping that ties its callbacks back to
 // deliveries.
 type segmentClient struct {
@@ -146,12 +132,12 @@ func (s *SegmentSender) Send(ctx context.Context, tenantID string, ds []*store.D
 	switch {
 	case domain.ErrorCode(err) == domain.ENOTFOUND:
 		for i := range results {
-			results[i] = Result{Hold: ReasonNoWriteKey, HoldFor: time.Minute}
+			results[i] = Result{Hold: domain.ReasonNoWriteKey, HoldFor: time.Minute}
 		}
 		return results
 	case errors.Is(err, errKeyRejected):
 		for i := range results {
-			results[i] = Result{Hold: ReasonKeyRejected, HoldFor: s.RejectedRecheck}
+			results[i] = Result{Hold: domain.ReasonKeyRejected, HoldFor: s.RejectedRecheck}
 		}
 		return results
 	case err != nil:
@@ -251,10 +237,10 @@ func (s *SegmentSender) classify(ctx context.Context, c *segmentClient, err erro
 	}
 	if errors.Is(err, errCoolingDown) {
 		// Not sent: the receiver asked to wait. The attempt is not counted.
-		return Result{Hold: ReasonRetryAfter, HoldFor: max(c.gate.wait(), 10*time.Millisecond)}
+		return Result{Hold: domain.ReasonRetryAfter, HoldFor: max(c.gate.wait(), 10*time.Millisecond)}
 	}
 	if errors.Is(err, errKeyRejected) {
-		return Result{Hold: ReasonKeyRejected, HoldFor: s.RejectedRecheck}
+		return Result{Hold: domain.ReasonKeyRejected, HoldFor: s.RejectedRecheck}
 	}
 	var ae *AnswerError
 	if !errors.As(err, &ae) {
@@ -269,7 +255,7 @@ func (s *SegmentSender) classify(ctx context.Context, c *segmentClient, err erro
 			s.log.Warn("segment: write key rejected; the tenant's Segment lane is paused until the key is replaced or a retry is asked for",
 				"tenant_id", c.tenantID, "answer", ae.Error())
 		}
-		return Result{Err: ae, Reason: ReasonKeyRejected, RetryAfter: s.RejectedRecheck}
+		return Result{Err: ae, Reason: domain.ReasonKeyRejected, RetryAfter: s.RejectedRecheck}
 	default:
 		return Result{Err: ae, RetryAfter: max(ae.RetryAfter, c.gate.wait())}
 	}

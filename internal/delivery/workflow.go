@@ -20,12 +20,6 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
-// TargetWorkflow is the deliveries.target of workflow POSTs (direction B).
-const TargetWorkflow = store.WorkflowTarget
-
-// ReasonWaitingForUser marks workflow deliveries held back for their subscriber's identify.
-const ReasonWaitingForUser = store.ReasonWaitingForUser
-
 // WorkflowPayload is a workflow delivery as stored in the outbox: the event and whose it is.
 // The recipient is deliberately not stored: it is built from the subscriber's profile when the
 // POST goes out, so a delivery that waited for its identify carries what that identify brought.

@@ -123,7 +123,7 @@ func (f *fixture) delivery(t *testing.T, w *store.Workflow, messageID, distinctI
 		Name: "Signed Up", Properties: json.RawMessage(`{"plan":"pro","n":12345678901234567890}`),
 		Timestamp: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), MessageID: messageID,
 	}})
-	return &store.Delivery{ID: 1, TenantID: f.tenant.ID, Target: delivery.TargetWorkflow, OriginID: w.ID, MessageID: messageID, Payload: payload}
+	return &store.Delivery{ID: 1, TenantID: f.tenant.ID, Target: domain.TargetWorkflow, OriginID: w.ID, MessageID: messageID, Payload: payload}
 }
 
 func TestWorkflowSenderPostsSignedRequest(t *testing.T) {

@@ -402,7 +402,7 @@ func (a *applier) event(p *Parsed, rowID int64) error {
 		TenantID: a.tenantID, RefID: rowID, MessageID: p.MessageID, Payload: payload, MaxAge: delivery.MaxAge,
 	}
 	if !known && a.settings.HoldFor > 0 {
-		d.Reason, d.NotBefore = delivery.ReasonWaitingForUser, a.now.Add(a.settings.HoldFor)
+		d.Reason, d.NotBefore = domain.ReasonWaitingForUser, a.now.Add(a.settings.HoldFor)
 	}
 	for _, id := range ids {
 		d.OriginID = id

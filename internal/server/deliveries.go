@@ -15,15 +15,6 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
-var (
-	deliveryTargets = []string{"segment", "workflow"}
-	// deliveryStatuses are the statuses the API shows: the stored ones, and waiting_for_user,
-	// SPEC §6.4's name for a pending workflow delivery held for its identify.
-	deliveryStatuses = []string{store.StatusPending, store.StatusSending, store.StatusDelivered, store.StatusDead, store.StatusPaused, statusWaitingForUser, store.StatusFailed}
-)
-
-const statusWaitingForUser = store.ReasonWaitingForUser
-
 // deliveryOut is a delivery as the API shows it, with the message it carries.
 type deliveryOut struct {
 	*store.Delivery
@@ -33,16 +24,16 @@ type deliveryOut struct {
 
 func (s *Server) listDeliveries(c *gin.Context) {
 	f := store.DeliveryFilter{TenantID: tenantOf(c).ID, Target: c.Query("target"), Status: c.Query("status"), Limit: defaultLimit}
-	if f.Target != "" && !slices.Contains(deliveryTargets, f.Target) {
+	if f.Target != "" && !slices.Contains(domain.Targets, f.Target) {
 		s.fail(c, domain.Errorf(domain.EINVALID, "target: must be segment or workflow"))
 		return
 	}
-	if f.Status != "" && !slices.Contains(deliveryStatuses, f.Status) {
-		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be one of %s", strings.Join(deliveryStatuses, ", ")))
+	if f.Status != "" && !slices.Contains(domain.Statuses, f.Status) {
+		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be one of %s", strings.Join(domain.Statuses, ", ")))
 		return
 	}
-	if f.Status == statusWaitingForUser {
-		f.Status, f.Reason = store.StatusPending, store.ReasonWaitingForUser
+	if f.Status == domain.StatusWaitingForUser {
+		f.Status, f.Reason = domain.StatusPending, domain.ReasonWaitingForUser
 	}
 	p, err := pageOf(c)
 	if err != nil {
@@ -61,8 +52,8 @@ func (s *Server) listDeliveries(c *gin.Context) {
 	}
 	out := make([]deliveryOut, len(ds))
 	for i, d := range ds {
-		if d.Status == store.StatusPending && d.Reason == store.ReasonWaitingForUser {
-			d.Status = statusWaitingForUser
+		if d.Status == domain.StatusPending && d.Reason == domain.ReasonWaitingForUser {
+			d.Status = domain.StatusWaitingForUser
 		}
 		out[i] = deliveryOut{Delivery: d, Payload: d.Payload}
 		if !d.DeliveredAt.IsZero() {
@@ -91,13 +82,13 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 	case in.Status == nil:
 		s.fail(c, domain.Errorf(domain.EINVALID, "status: is required (dead or failed)"))
 		return
-	case *in.Status != store.StatusDead && *in.Status != store.StatusFailed:
+	case *in.Status != domain.StatusDead && *in.Status != domain.StatusFailed:
 		s.fail(c, domain.Errorf(domain.EINVALID, "status: must be dead (re-queue dead deliveries) or failed (send deliveries waiting after a failed attempt now)"))
 		return
 	}
 	f.Status = *in.Status
 	if in.Target != nil {
-		if !slices.Contains(deliveryTargets, *in.Target) {
+		if !slices.Contains(domain.Targets, *in.Target) {
 			s.fail(c, domain.Errorf(domain.EINVALID, "target: must be segment or workflow"))
 			return
 		}
@@ -116,7 +107,7 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 			return
 		}
 	}
-	if f.Target == "" || f.Target == delivery.TargetSegment {
+	if f.Target == "" || f.Target == domain.TargetSegment {
 		// A retry asked for is also the word to try a write key Segment rejected once more.
 		if err := s.DB.ResumeSegmentKey(c.Request.Context(), f.TenantID); err != nil {
 			s.fail(c, err)
@@ -128,7 +119,7 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	for _, t := range deliveryTargets {
+	for _, t := range domain.Targets {
 		if f.Target == "" || f.Target == t {
 			s.Wake(t, f.TenantID)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/app"
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/destination"
+	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
@@ -49,7 +50,7 @@ func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer
 	tb.Helper()
 	tune := app.Options{
 		Engine: func(o *delivery.Options) {
-			if o.Target == delivery.TargetWorkflow {
+			if o.Target == domain.TargetWorkflow {
 				o.SendTimeout, o.Idle = 30*time.Second, 100*time.Millisecond
 				o.Backoff = func(int) time.Duration { return 20 * time.Millisecond }
 			}
@@ -65,7 +66,7 @@ func startDestServer(tb testing.TB, cfg server.DestinationConfig, logs io.Writer
 		a.Logs = buf
 	} // else secrets are checked against NewTestApp's buffer, which stays empty: logs went elsewhere
 	a.Start()
-	return a, a.App.Engines[delivery.TargetWorkflow]
+	return a, a.App.Engines[domain.TargetWorkflow]
 }
 
 // path returns the tenant's admin path under /api/v1/tenants/{tid}.
@@ -154,7 +155,7 @@ func (a *destApp) events(distinctID string) []string {
 // workflowDeliveries returns the tenant's workflow deliveries, newest first.
 func (a *destApp) workflowDeliveries() []*store.Delivery {
 	a.t.Helper()
-	ds, _, err := a.DB.Deliveries(context.Background(), store.DeliveryFilter{TenantID: a.T.ID, Target: delivery.TargetWorkflow, Limit: 1000})
+	ds, _, err := a.DB.Deliveries(context.Background(), store.DeliveryFilter{TenantID: a.T.ID, Target: domain.TargetWorkflow, Limit: 1000})
 	if err != nil {
 		a.t.Fatal(err)
 	}

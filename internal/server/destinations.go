@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/destination"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
@@ -163,7 +162,7 @@ func (h *destHandlers) hook(c *gin.Context) {
 		return
 	}
 	if receipt.Notify {
-		h.s.Wake(delivery.TargetWorkflow, receipt.TenantID)
+		h.s.Wake(domain.TargetWorkflow, receipt.TenantID)
 	}
 	h.messages.WithLabelValues("accepted").Add(float64(receipt.Accepted))
 	h.messages.WithLabelValues("duplicate").Add(float64(receipt.Duplicates))

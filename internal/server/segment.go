@@ -7,6 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
+	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
@@ -34,7 +35,7 @@ func (s *Server) segmentBody(c *gin.Context, k *store.SegmentKey) (segmentOut, e
 	if !k.StatusSince.IsZero() {
 		out.StatusSince, out.StatusReason = &k.StatusSince, &k.StatusReason
 	}
-	st, err := s.DB.TenantOutboxStat(c.Request.Context(), k.TenantID, delivery.TargetSegment)
+	st, err := s.DB.TenantOutboxStat(c.Request.Context(), k.TenantID, domain.TargetSegment)
 	if err != nil {
 		return out, err
 	}
@@ -73,7 +74,7 @@ func (s *Server) putSegment(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.Wake(delivery.TargetSegment, k.TenantID)
+	s.Wake(domain.TargetSegment, k.TenantID)
 	s.answerSegment(c, saved)
 }
 

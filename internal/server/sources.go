@@ -7,7 +7,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-hub/switchboard/internal/auth"
-	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/source/sparkpost"
@@ -167,7 +166,7 @@ func (s *Server) updateSource(c *gin.Context) {
 		return
 	}
 	if wasPaused && !src.Paused {
-		s.Wake(delivery.TargetSegment, src.TenantID)
+		s.Wake(domain.TargetSegment, src.TenantID)
 	}
 	c.PureJSON(http.StatusOK, s.sourceBody(src, nil))
 }

@@ -138,7 +138,7 @@ func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
 // forward), mapped to its Segment track call, which then becomes the row's delivery. The
 // processor and the back-fill share it, so an event means the same wherever it came from.
 func Batch(p Provider, b *store.InboxBatch, s domain.SourceSettings, notSent string) *store.ProcessedBatch {
-	pb := &store.ProcessedBatch{Batch: b, Target: delivery.TargetSegment, MaxAge: delivery.MaxAge}
+	pb := &store.ProcessedBatch{Batch: b, Target: domain.TargetSegment, MaxAge: delivery.MaxAge}
 	elems, _, err := p.Split(b.Body)
 	if err != nil {
 		pb.Error = domain.ErrorMessage(err)

@@ -7,18 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// Delivery statuses.
-const (
-	StatusPending   = "pending"   // waiting to be sent (see Reason)
-	StatusSending   = "sending"   // claimed by a sender; handed back on shutdown or after a crash
-	StatusDelivered = "delivered" // the receiver accepted it
-	StatusDead      = "dead"      // retried until it expired; re-queueable
-	StatusPaused    = "paused"    // its source is paused
-	// StatusFailed is no stored status but a filter: pending deliveries whose last attempt
-	// failed, waiting for their next one.
-	StatusFailed = "failed"
+	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
 // Delivery is one outbound message with its attempts.
@@ -49,7 +39,7 @@ type NewDelivery struct {
 	RefID     int64
 	MessageID string
 	Payload   []byte
-	Status    string // StatusPending (default) or StatusPaused
+	Status    string // domain.StatusPending (default) or domain.StatusPaused
 	Reason    string
 	NotBefore time.Time     // zero: now
 	MaxAge    time.Duration // how long it is retried before it is dead
@@ -86,7 +76,7 @@ func (p *preparedDeliveries) insert(now time.Time, d NewDelivery) (int64, error)
 
 func (i deliveryInserter) insert(now time.Time, d NewDelivery) (int64, error) {
 	if d.Status == "" {
-		d.Status = StatusPending
+		d.Status = domain.StatusPending
 	}
 	next := d.NotBefore
 	if next.IsZero() {
@@ -189,7 +179,7 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 					o.Dead, now, max(o.Requests-1, 0), truncate(o.Err, 1000), toMillis(o.NextAt), now, o.Reason, o.ID).Scan(&status); err != nil && err != sql.ErrNoRows {
 					return err
 				}
-				if status == StatusDead {
+				if status == domain.StatusDead {
 					dead++
 				}
 			}
@@ -376,7 +366,7 @@ func deliveryWhere(f DeliveryFilter) (string, []any) {
 	}
 	switch f.Status {
 	case "":
-	case StatusFailed:
+	case domain.StatusFailed:
 		where += ` AND status = 'pending' AND attempts > 0 AND last_error IS NOT NULL`
 	default:
 		where += ` AND status = ?`
@@ -402,7 +392,7 @@ func deliveryWhere(f DeliveryFilter) (string, []any) {
 }
 
 // RetryDeliveries re-queues a tenant's deliveries matching f and returns how many it re-queued:
-// dead ones get a fresh retry window; failed ones (StatusFailed: pending after a failed attempt)
+// dead ones get a fresh retry window; failed ones (domain.StatusFailed: pending after a failed attempt)
 // are due now, keeping their attempts and window.
 func (db *DB) RetryDeliveries(ctx context.Context, f DeliveryFilter, maxAge time.Duration) (int64, error) {
 	var n int64
@@ -411,7 +401,7 @@ func (db *DB) RetryDeliveries(ctx context.Context, f DeliveryFilter, maxAge time
 		now := db.Now()
 		set, setArgs := `status = 'pending', attempts = 0, next_at = ?, expires_at = ?, updated_at = ?, reason = NULL`,
 			[]any{toMillis(now), toMillis(now.Add(maxAge)), toMillis(now)}
-		if f.Status == StatusFailed {
+		if f.Status == domain.StatusFailed {
 			set, setArgs = `next_at = MIN(next_at, ?), updated_at = ?, reason = NULL`, []any{toMillis(now), toMillis(now)}
 		}
 		res, err := tx.Exec(`UPDATE deliveries SET `+set+` WHERE `+where, append(setArgs, args...)...)

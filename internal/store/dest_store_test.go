@@ -152,7 +152,7 @@ func TestAliasMovesWaitingDeliveriesAndTheirPayload(t *testing.T) {
 	err := db.Write(ctx, func(sqlTx *sql.Tx) error {
 		tx := db.DestTx(sqlTx)
 		_, err := tx.InsertWorkflowDelivery(db.Now(), store.NewDelivery{TenantID: tn.ID, OriginID: w.ID, MessageID: "m",
-			Payload: []byte(`{"distinct_id":"anon-1","event":{"name":"E"}}`), Reason: store.ReasonWaitingForUser, NotBefore: later, MaxAge: time.Hour}, "anon-1")
+			Payload: []byte(`{"distinct_id":"anon-1","event":{"name":"E"}}`), Reason: domain.ReasonWaitingForUser, NotBefore: later, MaxAge: time.Hour}, "anon-1")
 		if err != nil {
 			return err
 		}

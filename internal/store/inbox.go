@@ -249,10 +249,10 @@ func insertEvents(tx *sql.Tx, now time.Time, p *ProcessedBatch, events []*EmailE
 		d := NewDelivery{TenantID: b.TenantID, Target: p.Target, OriginID: b.SourceID, RefID: e.ID,
 			MessageID: e.SegmentMessageID, Payload: e.Payload, MaxAge: p.MaxAge}
 		if p.Paused {
-			d.Status = StatusPaused
+			d.Status = domain.StatusPaused
 		}
 		if p.NoKey {
-			d.Reason = "no_write_key"
+			d.Reason = domain.ReasonNoWriteKey
 		}
 		if _, err := insDelivery.insert(now, d); err != nil {
 			return c, err

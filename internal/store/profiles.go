@@ -196,6 +196,6 @@ func (t *DestTx) EraseUser(tenantID, distinctID string, deliveries bool) error {
 	if !deliveries {
 		return nil
 	}
-	_, err := t.Tx.Exec(`DELETE FROM deliveries WHERE tenant_id = ? AND subject = ? AND target = ?`, tenantID, distinctID, WorkflowTarget)
+	_, err := t.Tx.Exec(`DELETE FROM deliveries WHERE tenant_id = ? AND subject = ? AND target = ?`, tenantID, distinctID, domain.TargetWorkflow)
 	return err
 }

@@ -28,7 +28,7 @@ type SegmentKey struct {
 // Segment lane statuses.
 const (
 	SegmentActive      = "active"
-	SegmentKeyRejected = "write_key_rejected"
+	SegmentKeyRejected = domain.ReasonKeyRejected
 )
 
 // PutSegmentKey registers or replaces a tenant's write key and returns the stored row (with its

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
 // UserEvent is one event of a subscriber, from a track, page or screen call.
@@ -43,7 +45,7 @@ func (t *DestTx) MoveUser(tenantID, from, into string) error {
 	_, err := t.Tx.Exec(`UPDATE deliveries SET subject = ?1,
 			payload = CAST(json_set(CAST(payload AS TEXT), '$.distinct_id', ?1) AS BLOB)
 		WHERE tenant_id = ?2 AND subject = ?3 AND target = ?4 AND status IN ('pending', 'dead')`,
-		into, tenantID, from, WorkflowTarget)
+		into, tenantID, from, domain.TargetWorkflow)
 	return err
 }
 

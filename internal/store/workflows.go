@@ -9,13 +9,6 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
-// WorkflowTarget is the deliveries.target of workflow POSTs.
-const WorkflowTarget = "workflow"
-
-// ReasonWaitingForUser marks a workflow delivery held back until its subscriber's identify
-// arrives or the destination's hold_for passes (SPEC §6.4).
-const ReasonWaitingForUser = "waiting_for_user"
-
 // Workflow is a tenant's rule "when event E arrives, POST it with the recipient's channels to URL".
 type Workflow struct {
 	ID         string
@@ -103,7 +96,7 @@ func (db *DB) DeleteWorkflow(ctx context.Context, tenantID, id string) error {
 			return err
 		}
 		_, err := tx.Exec(`DELETE FROM deliveries WHERE tenant_id = ? AND target = ? AND origin_id = ? AND status <> 'delivered'`,
-			tenantID, WorkflowTarget, id)
+			tenantID, domain.TargetWorkflow, id)
 		return err
 	})
 }
@@ -134,14 +127,14 @@ func (t *DestTx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
 
 // InsertWorkflowDelivery adds a workflow delivery for subject (the subscriber's distinct id).
 func (t *DestTx) InsertWorkflowDelivery(now time.Time, d NewDelivery, subject string) (int64, error) {
-	d.Target, d.Subject = WorkflowTarget, subject
+	d.Target, d.Subject = domain.TargetWorkflow, subject
 	return deliveryInserter{t.queryRow}.insert(now, d)
 }
 
 // ReleaseWaiting makes a tenant's workflow deliveries that wait for subject's identify due now
 // and returns how many there were.
 func (t *DestTx) ReleaseWaiting(now time.Time, tenantID, subject string) (int64, error) {
-	res, err := t.exec(qReleaseWaiting, toMillis(now), toMillis(now), tenantID, subject, WorkflowTarget, ReasonWaitingForUser)
+	res, err := t.exec(qReleaseWaiting, toMillis(now), toMillis(now), tenantID, subject, domain.TargetWorkflow, domain.ReasonWaitingForUser)
 	if err != nil {
 		return 0, err
 	}

@@ -71,8 +71,8 @@ func validCSVField(name string) bool {
 // its delivery's (sending shows as pending: it is not delivered yet).
 func eventStatus(e *store.EmailEvent) string {
 	if e.Status == store.EventQueued && e.DeliveryStatus != "" {
-		if e.DeliveryStatus == store.StatusSending {
-			return store.StatusPending
+		if e.DeliveryStatus == domain.StatusSending {
+			return domain.StatusPending
 		}
 		return e.DeliveryStatus
 	}
