@@ -3,7 +3,6 @@ package destination
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"maps"
@@ -131,8 +130,8 @@ const maxReasons = 100
 // Service applies Segment messages to a tenant's profiles, events and workflow deliveries.
 type Service struct {
 	DB *store.DB
-	// Write runs the hook's write; nil means DB.Write (group commit).
-	Write func(ctx context.Context, fn store.WriteFunc) error
+	// Update runs the hook's write; nil means DB.Update (group commit).
+	Update func(ctx context.Context, fn func(tx *store.Tx) error) error
 }
 
 // Receive stores every message of one hook call and applies the new ones, in ONE write: the
@@ -140,13 +139,12 @@ type Service struct {
 // (or the reverse). Errors: ENOTFOUND when the destination was deleted meanwhile.
 func (s *Service) Receive(ctx context.Context, destinationID string, msgs []Parsed) (*Receipt, error) {
 	var r Receipt
-	write := s.Write
-	if write == nil {
-		write = s.DB.Write
+	update := s.Update
+	if update == nil {
+		update = s.DB.Update
 	}
-	err := write(ctx, func(sqlTx *sql.Tx) error {
+	err := update(ctx, func(tx *store.Tx) error {
 		r = Receipt{}
-		tx := s.DB.DestTx(sqlTx)
 		tenantID, raw, hasWorkflows, err := tx.DestinationForWrite(destinationID)
 		if err != nil {
 			return err
@@ -232,7 +230,7 @@ type applier struct {
 
 	// tx is nil in a dry run, which changes profiles only. live is false in a replay, which never
 	// creates workflow deliveries.
-	tx           *store.DestTx
+	tx           *store.Tx
 	live         bool
 	hasWorkflows bool
 	notify       bool
@@ -416,7 +414,7 @@ func (a *applier) event(p *Parsed, rowID int64) error {
 
 // txProfiles reads and writes profiles in a write's transaction.
 type txProfiles struct {
-	tx       *store.DestTx
+	tx       *store.Tx
 	tenantID string
 }
 

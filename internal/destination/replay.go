@@ -3,7 +3,6 @@ package destination
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"time"
 
@@ -94,8 +93,7 @@ func (s *Service) Replay(ctx context.Context, tenantID, destinationID string, re
 			}
 			continue
 		}
-		err = s.DB.Write(ctx, func(sqlTx *sql.Tx) error {
-			tx := s.DB.DestTx(sqlTx)
+		err = s.DB.Update(ctx, func(tx *store.Tx) error {
 			rec.set = &txProfiles{tx: tx, tenantID: tenantID}
 			a := &applier{tenantID: tenantID, destinationID: destinationID, settings: settings, mapping: settings.Mapping(), now: now, tx: tx, set: rec}
 			for i := range parsed {

@@ -58,10 +58,10 @@ func (s *Server) destinationRoutes(r *gin.Engine, t *gin.RouterGroup) {
 	s.Registry.MustRegister(h.messages)
 	if s.Destinations.OneTransactionPerRequest {
 		var mu sync.Mutex
-		h.svc.Write = func(ctx context.Context, fn store.WriteFunc) error {
+		h.svc.Update = func(ctx context.Context, fn func(*store.Tx) error) error {
 			mu.Lock()
 			defer mu.Unlock()
-			return s.DB.Write(ctx, fn)
+			return s.DB.Update(ctx, fn)
 		}
 	}
 

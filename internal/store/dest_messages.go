@@ -44,7 +44,7 @@ const (
 // InsertInbound stores a message. When the destination already holds a non-duplicate row with
 // the same message id, it stores a body-less 'duplicate' row instead and reports duplicate =
 // true; m.ID is the new row either way.
-func (t *DestTx) InsertInbound(m *InboundMessage) (duplicate bool, err error) {
+func (t *Tx) InsertInbound(m *InboundMessage) (duplicate bool, err error) {
 	err = t.queryRow(qInsertInbound, m.TenantID, m.DestinationID, m.MessageID, m.Type, m.DistinctID, m.Body, m.Status, m.Reason,
 		nullBytes(m.Warnings), toMillis(m.Timestamp), toMillis(m.ReceivedAt)).Scan(&m.ID)
 	if !errors.Is(err, sql.ErrNoRows) {
@@ -65,15 +65,15 @@ func nullBytes(b []byte) any {
 }
 
 // SetInboundOutcome records what applying a stored message came to.
-func (t *DestTx) SetInboundOutcome(id int64, status, reason string, warnings []byte) error {
+func (t *Tx) SetInboundOutcome(id int64, status, reason string, warnings []byte) error {
 	_, err := t.exec(qSetInboundOutcome, status, reason, nullBytes(warnings), id)
 	return err
 }
 
 // EraseInbound blanks the bodies of a tenant's messages about distinctID stored before the row
 // beforeID (the delete call itself), so that no raw copy outlives the user's erasure.
-func (t *DestTx) EraseInbound(tenantID, distinctID string, beforeID int64) error {
-	_, err := t.Tx.Exec(`UPDATE dest_messages SET body = NULL, erased = 1 WHERE tenant_id = ? AND distinct_id = ? AND id < ? AND erased = 0`,
+func (t *Tx) EraseInbound(tenantID, distinctID string, beforeID int64) error {
+	_, err := t.sql.Exec(`UPDATE dest_messages SET body = NULL, erased = 1 WHERE tenant_id = ? AND distinct_id = ? AND id < ? AND erased = 0`,
 		tenantID, distinctID, beforeID)
 	return err
 }

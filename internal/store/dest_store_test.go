@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"testing"
 	"time"
@@ -70,8 +69,8 @@ func TestInboundDedupeKeepsDuplicatesAsBodylessRows(t *testing.T) {
 		m := &store.InboundMessage{TenantID: tn.ID, DestinationID: d.ID, MessageID: msgID, Type: "track", DistinctID: "u1",
 			Body: []byte(`{"type":"track"}`), Status: store.InboundApplied, ReceivedAt: db.Now()}
 		var dup bool
-		err := db.Write(ctx, func(tx *sql.Tx) (err error) {
-			dup, err = db.DestTx(tx).InsertInbound(m)
+		err := db.Update(ctx, func(tx *store.Tx) (err error) {
+			dup, err = tx.InsertInbound(m)
 			return err
 		})
 		if err != nil {
@@ -108,8 +107,7 @@ func TestDestinationDataGoesWithTheTenant(t *testing.T) {
 	if err := db.CreateWorkflow(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	err := db.Write(ctx, func(sqlTx *sql.Tx) error {
-		tx := db.DestTx(sqlTx)
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		if _, err := tx.InsertInbound(&store.InboundMessage{TenantID: tn.ID, DestinationID: d.ID, MessageID: "m",
 			Body: []byte(`{}`), Status: store.InboundApplied, ReceivedAt: db.Now()}); err != nil {
 			return err
@@ -149,8 +147,7 @@ func TestAliasMovesWaitingDeliveriesAndTheirPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := db.Now().Add(time.Hour)
-	err := db.Write(ctx, func(sqlTx *sql.Tx) error {
-		tx := db.DestTx(sqlTx)
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		_, err := tx.InsertWorkflowDelivery(db.Now(), store.NewDelivery{TenantID: tn.ID, OriginID: w.ID, MessageID: "m",
 			Payload: []byte(`{"distinct_id":"anon-1","event":{"name":"E"}}`), Reason: domain.ReasonWaitingForUser, NotBefore: later, MaxAge: time.Hour}, "anon-1")
 		if err != nil {
@@ -192,8 +189,7 @@ func TestProfilesFilterAndPage(t *testing.T) {
 	ctx := context.Background()
 	tn, _ := destFixture(t, db)
 	base := db.Now().UTC().Truncate(time.Millisecond)
-	err := db.Write(ctx, func(sqlTx *sql.Tx) error {
-		tx := db.DestTx(sqlTx)
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		for i, id := range []string{"a", "b", "c"} {
 			ch := []store.ChannelValue{{Channel: "$email", Value: id + "@example.com"}, {Channel: "$sms", Value: "+1555010000" + string(rune('0'+i))}}
 			at := base.Add(time.Duration(i) * time.Second)
@@ -249,9 +245,9 @@ func TestPruneInboundFollowsTenantRetention(t *testing.T) {
 	ctx := context.Background()
 	tn, d := destFixture(t, db)
 	received := db.Now().UTC()
-	err := db.Write(ctx, func(tx *sql.Tx) error {
+	err := db.Update(ctx, func(tx *store.Tx) error {
 		for _, id := range []string{"m1", "m2"} {
-			if _, err := db.DestTx(tx).InsertInbound(&store.InboundMessage{TenantID: tn.ID, DestinationID: d.ID, MessageID: id,
+			if _, err := tx.InsertInbound(&store.InboundMessage{TenantID: tn.ID, DestinationID: d.ID, MessageID: id,
 				Body: []byte(`{}`), Status: store.InboundApplied, ReceivedAt: received}); err != nil {
 				return err
 			}

@@ -205,7 +205,7 @@ const qDestinationForWrite = `SELECT tenant_id, settings, EXISTS (SELECT 1 FROM 
 // applies the settings current at commit and fails cleanly when the destination was deleted
 // since it was authenticated; hasWorkflows says whether its tenant has any workflow, so that
 // events need not look for matches when none can exist. Errors: ENOTFOUND.
-func (t *DestTx) DestinationForWrite(id string) (tenantID string, settings []byte, hasWorkflows bool, err error) {
+func (t *Tx) DestinationForWrite(id string) (tenantID string, settings []byte, hasWorkflows bool, err error) {
 	var s string
 	err = t.queryRow(qDestinationForWrite, id).Scan(&tenantID, &s, &hasWorkflows)
 	if errors.Is(err, sql.ErrNoRows) {

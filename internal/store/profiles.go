@@ -35,12 +35,12 @@ const (
 )
 
 // Profile reads a profile inside a write; nil (and no error) when there is none.
-func (t *DestTx) Profile(tenantID, distinctID string) (*ProfileRow, error) {
+func (t *Tx) Profile(tenantID, distinctID string) (*ProfileRow, error) {
 	return scanProfile(t.queryRow(qProfile, tenantID, distinctID))
 }
 
 // ProfileExists reports whether a tenant has a profile for distinctID.
-func (t *DestTx) ProfileExists(tenantID, distinctID string) (bool, error) {
+func (t *Tx) ProfileExists(tenantID, distinctID string) (bool, error) {
 	var one int
 	err := t.queryRow(qProfileExists, tenantID, distinctID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -65,7 +65,7 @@ func scanProfile(row *sql.Row) (*ProfileRow, error) {
 // PutProfile inserts or replaces a profile. When channels is not nil it replaces the profile's
 // indexed channel values (callers pass nil when the channels did not change); isNew says the
 // profile did not exist, so there are no old values to remove.
-func (t *DestTx) PutProfile(tenantID string, p ProfileRow, isNew bool, channels []ChannelValue) error {
+func (t *Tx) PutProfile(tenantID string, p ProfileRow, isNew bool, channels []ChannelValue) error {
 	if _, err := t.exec(qPutProfile, tenantID, p.DistinctID, p.Body, toMillis(p.CreatedAt), toMillis(p.UpdatedAt)); err != nil {
 		return err
 	}
@@ -86,8 +86,8 @@ func (t *DestTx) PutProfile(tenantID string, p ProfileRow, isNew bool, channels 
 }
 
 // DeleteProfile removes a profile and its channel values (an alias merged it away, or a delete).
-func (t *DestTx) DeleteProfile(tenantID, distinctID string) error {
-	_, err := t.Tx.Exec(`DELETE FROM profiles WHERE tenant_id = ? AND distinct_id = ?`, tenantID, distinctID)
+func (t *Tx) DeleteProfile(tenantID, distinctID string) error {
+	_, err := t.sql.Exec(`DELETE FROM profiles WHERE tenant_id = ? AND distinct_id = ?`, tenantID, distinctID)
 	return err
 }
 
@@ -186,16 +186,16 @@ func (db *DB) ProfileBodies(ctx context.Context, tenantID string, ids []string) 
 // EraseUser removes everything a tenant holds about distinctID: the profile, its channels and
 // its events. When deliveries is true it also removes the user's workflow deliveries, so that
 // nothing about an erased user is sent later.
-func (t *DestTx) EraseUser(tenantID, distinctID string, deliveries bool) error {
+func (t *Tx) EraseUser(tenantID, distinctID string, deliveries bool) error {
 	if err := t.DeleteProfile(tenantID, distinctID); err != nil {
 		return err
 	}
-	if _, err := t.Tx.Exec(`DELETE FROM user_events WHERE tenant_id = ? AND distinct_id = ?`, tenantID, distinctID); err != nil {
+	if _, err := t.sql.Exec(`DELETE FROM user_events WHERE tenant_id = ? AND distinct_id = ?`, tenantID, distinctID); err != nil {
 		return err
 	}
 	if !deliveries {
 		return nil
 	}
-	_, err := t.Tx.Exec(`DELETE FROM deliveries WHERE tenant_id = ? AND subject = ? AND target = ?`, tenantID, distinctID, domain.TargetWorkflow)
+	_, err := t.sql.Exec(`DELETE FROM deliveries WHERE tenant_id = ? AND subject = ? AND target = ?`, tenantID, distinctID, domain.TargetWorkflow)
 	return err
 }

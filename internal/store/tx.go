@@ -6,19 +6,26 @@ import (
 	"fmt"
 )
 
-// DestTx is one write of direction B: the caller's transaction plus the writer's prepared
-// statements. Parsing a statement costs about as much as running it on this hot path, so a
-// hook with 10,000 messages, or 500 single-message hooks grouped into one commit, reuse
-// statements the writer connection prepared once instead of parsing each one per message.
-type DestTx struct {
-	Tx    *sql.Tx
+// Tx is one caller's part of a write, as the packages outside the store see it: the store's
+// methods on it, never SQL, so that another store can stand behind the same calls. It carries
+// the writer's prepared statements: parsing a statement costs about as much as running it on
+// direction B's hot path, so a hook with 10,000 messages, or 500 single-message hooks grouped
+// into one commit, reuse statements the writer connection prepared once.
+type Tx struct {
+	sql   *sql.Tx
 	base  map[string]*sql.Stmt // the writer's prepared statements
 	stmts map[string]*sql.Stmt // their transaction-bound forms, made on first use
 }
 
-// DestTx wraps a transaction of db.Write with the statements Open prepared for direction B.
-func (db *DB) DestTx(tx *sql.Tx) *DestTx {
-	return &DestTx{Tx: tx, base: db.dest.m, stmts: map[string]*sql.Stmt{}}
+// Update runs fn as one foreground write (group commit, see Write): fn's calls commit together
+// or not at all, and Update returns once they are committed.
+func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.Write(ctx, func(tx *sql.Tx) error { return fn(db.txOf(tx)) })
+}
+
+// txOf wraps a transaction of db.Write with the statements Open prepared.
+func (db *DB) txOf(tx *sql.Tx) *Tx {
+	return &Tx{sql: tx, base: db.dest.m, stmts: map[string]*sql.Stmt{}}
 }
 
 // destStatements are direction B's hot statements, prepared once by Open.
@@ -64,7 +71,7 @@ func (c *destStatements) close() {
 }
 
 // stmt returns the transaction-bound form of a prepared statement, or nil when q is not prepared.
-func (t *DestTx) stmt(q string) *sql.Stmt {
+func (t *Tx) stmt(q string) *sql.Stmt {
 	if s, ok := t.stmts[q]; ok {
 		return s
 	}
@@ -72,28 +79,28 @@ func (t *DestTx) stmt(q string) *sql.Stmt {
 	if !ok {
 		return nil
 	}
-	s := t.Tx.Stmt(base)
+	s := t.sql.Stmt(base)
 	t.stmts[q] = s
 	return s
 }
 
-func (t *DestTx) exec(q string, args ...any) (sql.Result, error) {
+func (t *Tx) exec(q string, args ...any) (sql.Result, error) {
 	if s := t.stmt(q); s != nil {
 		return s.Exec(args...)
 	}
-	return t.Tx.Exec(q, args...)
+	return t.sql.Exec(q, args...)
 }
 
-func (t *DestTx) queryRow(q string, args ...any) *sql.Row {
+func (t *Tx) queryRow(q string, args ...any) *sql.Row {
 	if s := t.stmt(q); s != nil {
 		return s.QueryRow(args...)
 	}
-	return t.Tx.QueryRow(q, args...)
+	return t.sql.QueryRow(q, args...)
 }
 
-func (t *DestTx) query(q string, args ...any) (*sql.Rows, error) {
+func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 	if s := t.stmt(q); s != nil {
 		return s.Query(args...)
 	}
-	return t.Tx.Query(q, args...)
+	return t.sql.Query(q, args...)
 }

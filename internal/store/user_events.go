@@ -30,19 +30,19 @@ const qPutUserEvent = `INSERT INTO user_events (tenant_id, destination_id, disti
 // PutUserEvent stores an event. An event from the same message
 // of the same destination is updated in place (a replay with a changed prefix renames it), so
 // applying a message twice keeps one event.
-func (t *DestTx) PutUserEvent(e *UserEvent) error {
+func (t *Tx) PutUserEvent(e *UserEvent) error {
 	return t.queryRow(qPutUserEvent,
 		e.TenantID, e.DestinationID, e.DistinctID, e.MessageID, e.Type, e.Name, e.Properties, toMillis(e.Timestamp), toMillis(e.CreatedAt)).Scan(&e.ID)
 }
 
 // MoveUser re-assigns what belongs to distinct id from to distinct id into (an alias call):
 // its events and its workflow deliveries that have not gone out yet.
-func (t *DestTx) MoveUser(tenantID, from, into string) error {
-	if _, err := t.Tx.Exec(`UPDATE user_events SET distinct_id = ? WHERE tenant_id = ? AND distinct_id = ?`, into, tenantID, from); err != nil {
+func (t *Tx) MoveUser(tenantID, from, into string) error {
+	if _, err := t.sql.Exec(`UPDATE user_events SET distinct_id = ? WHERE tenant_id = ? AND distinct_id = ?`, into, tenantID, from); err != nil {
 		return err
 	}
 	// The payload names the recipient too (the sender reads it from there), so both move.
-	_, err := t.Tx.Exec(`UPDATE deliveries SET subject = ?1,
+	_, err := t.sql.Exec(`UPDATE deliveries SET subject = ?1,
 			payload = CAST(json_set(CAST(payload AS TEXT), '$.distinct_id', ?1) AS BLOB)
 		WHERE tenant_id = ?2 AND subject = ?3 AND target = ?4 AND status IN ('pending', 'dead')`,
 		into, tenantID, from, domain.TargetWorkflow)

@@ -108,7 +108,7 @@ const (
 )
 
 // WorkflowsForEvent returns the ids of a tenant's workflows triggered by event.
-func (t *DestTx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
+func (t *Tx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
 	rows, err := t.query(qWorkflowsForEvent, tenantID, event)
 	if err != nil {
 		return nil, err
@@ -126,14 +126,14 @@ func (t *DestTx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
 }
 
 // InsertWorkflowDelivery adds a workflow delivery for subject (the subscriber's distinct id).
-func (t *DestTx) InsertWorkflowDelivery(now time.Time, d NewDelivery, subject string) (int64, error) {
+func (t *Tx) InsertWorkflowDelivery(now time.Time, d NewDelivery, subject string) (int64, error) {
 	d.Target, d.Subject = domain.TargetWorkflow, subject
 	return deliveryInserter{t.queryRow}.insert(now, d)
 }
 
 // ReleaseWaiting makes a tenant's workflow deliveries that wait for subject's identify due now
 // and returns how many there were.
-func (t *DestTx) ReleaseWaiting(now time.Time, tenantID, subject string) (int64, error) {
+func (t *Tx) ReleaseWaiting(now time.Time, tenantID, subject string) (int64, error) {
 	res, err := t.exec(qReleaseWaiting, toMillis(now), toMillis(now), tenantID, subject, domain.TargetWorkflow, domain.ReasonWaitingForUser)
 	if err != nil {
 		return 0, err
