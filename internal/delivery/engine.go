@@ -67,7 +67,7 @@ func DefaultBackoff(attempts int) time.Duration {
 
 // Engine runs the lanes of one target.
 type Engine struct {
-	db     *store.DB
+	db     Outbox
 	sender Sender
 	opt    Options
 	log    *slog.Logger
@@ -90,8 +90,21 @@ type lane struct {
 	failingSince time.Time
 }
 
+// Outbox is what an engine needs of a store (package store's *DB is one): which tenants have
+// deliveries of its target, when a lane's next one is due, claiming and finishing them, and
+// handing back the claims a stopped engine held. Claims are exclusive: a claimed delivery is
+// "sending" until it is finished or handed back.
+type Outbox interface {
+	Now() time.Time
+	PendingTenants(ctx context.Context, target string) ([]string, error)
+	NextDue(ctx context.Context, target, tenantID string) (t time.Time, ok bool, err error)
+	ClaimDeliveries(ctx context.Context, target, tenantID string, limit int) ([]*store.Delivery, error)
+	FinishDeliveries(ctx context.Context, outs []store.Outcome) (delivered, dead int, err error)
+	ReleaseSending(ctx context.Context, target string) (int64, error)
+}
+
 // NewEngine returns an engine; Start runs it.
-func NewEngine(db *store.DB, sender Sender, opt Options, log *slog.Logger) *Engine {
+func NewEngine(db Outbox, sender Sender, opt Options, log *slog.Logger) *Engine {
 	if opt.Batch <= 0 {
 		opt.Batch = 1000
 	}

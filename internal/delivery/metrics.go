@@ -15,7 +15,7 @@ type Metrics struct {
 }
 
 // NewMetrics registers the delivery counters and the outbox collector on reg.
-func NewMetrics(reg prometheus.Registerer, db *store.DB) *Metrics {
+func NewMetrics(reg prometheus.Registerer, db OutboxStats) *Metrics {
 	m := &Metrics{results: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_deliveries_total",
 		Help: "Finished delivery attempts by target, tenant and result (delivered, failed, dead).",
@@ -35,7 +35,12 @@ func (m *Metrics) Observer(target string) func(tenantID string, delivered, faile
 
 // outboxCollector reports the outbox depth and the age of the oldest undelivered row per
 // tenant, read from the database at scrape time so that it is right after a restart too.
-type outboxCollector struct{ db *store.DB }
+// OutboxStats is what the outbox gauges need of a store: each tenant's and target's backlog.
+type OutboxStats interface {
+	OutboxStats(ctx context.Context) ([]store.OutboxStat, error)
+}
+
+type outboxCollector struct{ db OutboxStats }
 
 var (
 	outboxDepth = prometheus.NewDesc("switchboard_outbox_pending", "Deliveries waiting to be sent, by target and tenant.",

@@ -44,7 +44,7 @@ type SegmentMessage struct {
 // retry is asked for, 400/413 are split to find and dead-letter only the refused messages, and
 // 429/5xx/timeouts are retried by the engine with backoff, honouring Retry-After.
 type SegmentSender struct {
-	db  *store.DB
+	db  SegmentKeys
 	box *auth.Box
 	log *slog.Logger
 
@@ -65,9 +65,16 @@ type SegmentSender struct {
 	clients map[string]*segmentClient // by tenant id
 }
 
+// SegmentKeys is what the Segment sender needs of a store: a tenant's write key, and marking
+// a key Segment rejected so that its lane pauses.
+type SegmentKeys interface {
+	SegmentKey(ctx context.Context, tenantID string) (*store.SegmentKey, error)
+	RejectSegmentKey(ctx context.Context, tenantID string, version int64, reason string) error
+}
+
 // NewSegmentSender returns a sender reading write keys from db, unsealed with box, connecting to
 // tenants' endpoints through guard.
-func NewSegmentSender(db *store.DB, box *auth.Box, guard *outbound.Guard, log *slog.Logger) *SegmentSender {
+func NewSegmentSender(db SegmentKeys, box *auth.Box, guard *outbound.Guard, log *slog.Logger) *SegmentSender {
 	return &SegmentSender{
 		db: db, box: box, log: log,
 		Transport:       SegmentTransport(guard),

@@ -63,7 +63,7 @@ type RecipientFunc func(ctx context.Context, tenantID, distinctID string) (json.
 //     fixing the workflow (PATCH url/secret, read at every attempt) lets the waiting deliveries
 //     go out; each attempt's answer is kept in last_error.
 type WorkflowSender struct {
-	db        *store.DB
+	db        Workflows
 	box       *auth.Box
 	recipient RecipientFunc
 	log       *slog.Logger
@@ -76,9 +76,14 @@ type WorkflowSender struct {
 	Concurrency int
 }
 
+// Workflows is what the workflow sender needs of a store: the workflow a delivery is for.
+type Workflows interface {
+	Workflow(ctx context.Context, tenantID, id string) (*store.Workflow, error)
+}
+
 // NewWorkflowSender returns a sender that reads workflows from db, opens their secrets with box,
 // builds recipients with recipient and connects to workflow URLs through guard.
-func NewWorkflowSender(db *store.DB, box *auth.Box, recipient RecipientFunc, guard *outbound.Guard, log *slog.Logger) *WorkflowSender {
+func NewWorkflowSender(db Workflows, box *auth.Box, recipient RecipientFunc, guard *outbound.Guard, log *slog.Logger) *WorkflowSender {
 	return &WorkflowSender{
 		db: db, box: box, recipient: recipient, log: log,
 		Client:      WorkflowClient(guard),

@@ -127,9 +127,25 @@ type WarnedMessage struct {
 // message's status is stored.
 const maxReasons = 100
 
+// Store is what direction B needs of a store (package store's *DB is one): the profiles, the
+// destination and its stored messages for a replay, and the one write each hook call is.
+type Store interface {
+	Profiles
+	Now() time.Time
+	Update(ctx context.Context, fn func(tx *store.Tx) error) error
+	Destination(ctx context.Context, tenantID, id string) (*store.Destination, error)
+	InboundForReplay(ctx context.Context, f store.InboundFilter) ([]*store.InboundMessage, error)
+}
+
+// Profiles is what reading subscriber profiles needs of a store.
+type Profiles interface {
+	Profile(ctx context.Context, tenantID, distinctID string) (*store.ProfileRow, error)
+	ProfileBodies(ctx context.Context, tenantID string, ids []string) (map[string][]byte, error)
+}
+
 // Service applies Segment messages to a tenant's profiles, events and workflow deliveries.
 type Service struct {
-	DB *store.DB
+	DB Store
 	// Update runs the hook's write; nil means DB.Update (group commit).
 	Update func(ctx context.Context, fn func(tx *store.Tx) error) error
 }
@@ -442,7 +458,7 @@ func (t *txProfiles) remove(id string) error { return t.tx.DeleteProfile(t.tenan
 // change in memory, so nothing is written.
 type memProfiles struct {
 	ctx      context.Context
-	db       *store.DB
+	db       Profiles
 	tenantID string
 	changed  map[string][]byte // distinct id → encoded profile; nil: removed
 }

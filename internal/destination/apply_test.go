@@ -96,8 +96,8 @@ func TestReplayIsIdempotentAndFiresNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := func() (deliveries, events int) {
-		svc.DB.Reader().QueryRow(`SELECT COUNT(*) FROM deliveries`).Scan(&deliveries)
-		svc.DB.Reader().QueryRow(`SELECT COUNT(*) FROM user_events`).Scan(&events)
+		svc.DB.(*store.DB).Reader().QueryRow(`SELECT COUNT(*) FROM deliveries`).Scan(&deliveries)
+		svc.DB.(*store.DB).Reader().QueryRow(`SELECT COUNT(*) FROM user_events`).Scan(&events)
 		return
 	}
 	d0, e0 := count()
@@ -122,7 +122,7 @@ func TestReplayIsIdempotentAndFiresNothing(t *testing.T) {
 func mustTenant(t *testing.T, svc *Service) string {
 	t.Helper()
 	var id string
-	if err := svc.DB.Reader().QueryRow(`SELECT id FROM tenants`).Scan(&id); err != nil {
+	if err := svc.DB.(*store.DB).Reader().QueryRow(`SELECT id FROM tenants`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	return id

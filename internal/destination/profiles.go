@@ -118,7 +118,7 @@ type recipient struct {
 // Recipient returns the recipient object of a workflow POST for a subscriber as it is now:
 // {distinct_id, $email, $sms, $whatsapp, $slack, $androidpush, $iospush, $preferred_language,
 // $timezone, properties}, with empty channels when the subscriber has no profile.
-func Recipient(ctx context.Context, db *store.DB, tenantID, distinctID string) (json.RawMessage, error) {
+func Recipient(ctx context.Context, db Profiles, tenantID, distinctID string) (json.RawMessage, error) {
 	p := NewProfile(distinctID, zeroTime)
 	row, err := db.Profile(ctx, tenantID, distinctID)
 	if err != nil && !isNotFound(err) {

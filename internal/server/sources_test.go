@@ -158,7 +158,7 @@ func TestRotateKeepsOldCredentialsFor24h(t *testing.T) {
 			t.Fatalf("credentials right after rotation: %d", status)
 		}
 	}
-	app.DB.Now = func() time.Time { return time.Now().Add(25 * time.Hour) }
+	app.DB.Clock = func() time.Time { return time.Now().Add(25 * time.Hour) }
 	if status, _, _ := app.Do("POST", hook, "", `[]`, "Authorization", old); status != 401 {
 		t.Fatalf("old credentials after 25 h: %d; want 401", status)
 	}

@@ -22,7 +22,7 @@ import (
 // simply done again; what was committed before it is recognised by event_id, never stored or
 // queued twice.
 type Processor struct {
-	db  *store.DB
+	db  Inbox
 	log *slog.Logger
 	// Notify is told which tenant got new deliveries (the Segment engine wakes its lane).
 	Notify func(tenantID string)
@@ -34,8 +34,18 @@ type Processor struct {
 	loop worker.Loop
 }
 
+// Inbox is what the processor needs of a store (package store's *DB is one): the committed
+// batches not yet processed, a source's settings, whether its tenant has a Segment write key,
+// and the write that stores a batch's events, their deliveries and its processed mark.
+type Inbox interface {
+	UnprocessedBatches(ctx context.Context, limit int) ([]*store.InboxBatch, error)
+	Source(ctx context.Context, tenantID, id string) (*store.Source, error)
+	SegmentKey(ctx context.Context, tenantID string) (*store.SegmentKey, error)
+	CommitProcessed(ctx context.Context, p *store.ProcessedBatch) error
+}
+
 // NewProcessor returns a processor; Start runs it.
-func NewProcessor(db *store.DB, log *slog.Logger) *Processor {
+func NewProcessor(db Inbox, log *slog.Logger) *Processor {
 	p := &Processor{db: db, log: log, Poll: time.Second}
 	p.loop.Name = "batch processor" // named before Start, so that /readyz says which worker is not running
 	return p

@@ -40,9 +40,12 @@ type DB struct {
 	// Created is true when Open found no schema and built it from zero.
 	Created bool
 
-	// Now returns the current time; tests replace it to move the clock.
-	Now func() time.Time
+	// Clock returns the current time; tests replace it to move the clock.
+	Clock func() time.Time
 }
+
+// Now is the store's current time (Clock's).
+func (db *DB) Now() time.Time { return db.Clock() }
 
 // writerPragmas: busy_timeout first so that every later pragma already waits instead of
 // failing on a locked file; synchronous(FULL) because a 200 promises durability. page_size
@@ -84,7 +87,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 
-	db := &DB{path: path, writer: writer, Now: time.Now}
+	db := &DB{path: path, writer: writer, Clock: time.Now}
 	created, err := db.migrate(ctx)
 	if err != nil {
 		writer.Close()

@@ -31,7 +31,7 @@ func TestDestinationKeyRotationOverlap(t *testing.T) {
 	ctx := context.Background()
 	tn, d := destFixture(t, db)
 	now := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
+	db.Clock = func() time.Time { return now }
 
 	k2 := store.DestinationKey{APIKeyHash: "sha256:two", APIKeyHint: "…two", SecretEnc: []byte("sealed-2"), SecretHint: "…s2"}
 	until, err := db.RotateDestinationKey(ctx, tn.ID, d.ID, &k2, 24*time.Hour)

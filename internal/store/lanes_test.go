@@ -162,7 +162,7 @@ func TestRetentionBoundsEachWrite(t *testing.T) {
 	tn, _ := db.CreateTenant(ctx, "A")
 	src := newSource(t, db, tn.ID)
 	clk := &clock{now: time.Now().AddDate(0, 0, -200)}
-	db.Now = clk.Now
+	db.Clock = clk.Now
 	body := make([]byte, 6<<20)
 	for i := range 4 {
 		storeBatchBody(t, db, tn.ID, src, fmt.Sprintf("big-%d", i), body)

@@ -71,7 +71,7 @@ func TestRetentionRemovesOldEventsAndTheirDeliveries(t *testing.T) {
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	clk := &clock{now: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)}
-	db.Now = clk.Now
+	db.Clock = clk.Now
 	a, _ := db.CreateTenant(ctx, "A")
 	b, _ := db.CreateTenant(ctx, "B")
 	if err := db.SetRetentionDays(ctx, a.ID, 30); err != nil {
@@ -192,7 +192,7 @@ func TestDatabaseStopsGrowingUnderSteadyTraffic(t *testing.T) {
 	db := MustOpenDB(t)
 	ctx := context.Background()
 	clk := &clock{now: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
-	db.Now = clk.Now
+	db.Clock = clk.Now
 	tn, _ := db.CreateTenant(ctx, "A")
 	if err := db.SetRetentionDays(ctx, tn.ID, 3); err != nil {
 		t.Fatal(err)

@@ -29,9 +29,22 @@ type BackfillRequest struct {
 	Forward  bool   // send the events that are new to the store on to Segment
 }
 
+// BackfillStore is what back-fill needs of a store (package store's *DB is one): the jobs,
+// the source they fill, and the writes that store what a job fetched.
+type BackfillStore interface {
+	Now() time.Time
+	Source(ctx context.Context, tenantID, id string) (*store.Source, error)
+	CreateBackfillJob(ctx context.Context, j *store.BackfillJob) error
+	BackfillJobByID(ctx context.Context, tenantID, sourceID, id string) (*store.BackfillJob, error)
+	UpdateBackfillJob(ctx context.Context, j *store.BackfillJob) error
+	InterruptBackfillJobs(ctx context.Context, reason string) (int64, error)
+	AddBatch(ctx context.Context, b *store.InboxBatch) (duplicate bool, err error)
+	AddStoredBatch(ctx context.Context, p *store.ProcessedBatch) (duplicate bool, err error)
+}
+
 // BackfillRunner runs back-fill jobs, each in a goroutine of its own, until Close.
 type BackfillRunner struct {
-	db  *store.DB
+	db  BackfillStore
 	log *slog.Logger
 
 	// HTTP calls SparkPost: through the outbound guard, redirects not followed, a 2-minute
@@ -60,7 +73,7 @@ type BackfillRunner struct {
 }
 
 // NewBackfillRunner returns a runner connecting through guard; Start runs it.
-func NewBackfillRunner(db *store.DB, guard *outbound.Guard, log *slog.Logger) *BackfillRunner {
+func NewBackfillRunner(db BackfillStore, guard *outbound.Guard, log *slog.Logger) *BackfillRunner {
 	return &BackfillRunner{db: db, log: log, guard: guard, Backoff: BackfillBackoff,
 		HTTP:        guard.Client(outbound.ClientConfig{Timeout: 2 * time.Minute, BodyLimit: maxPageBytes + 1}),
 		MaxAttempts: 10, PerPage: 10000, BatchSize: 1000, Poll: 500 * time.Millisecond}

@@ -303,12 +303,19 @@ func appendCellValue(dst, v []byte) []byte {
 	return append(dst, v...)
 }
 
+// EventReader is what reading the event store needs of a store (package store's *DB is one):
+// a page read in chunks, and an export that holds no connection while its callback runs.
+type EventReader interface {
+	ReadEmailEvents(ctx context.Context, f store.EventFilter, maxBytes int, c *store.EventChunk) (more bool, err error)
+	ExportEmailEvents(ctx context.Context, f store.EventFilter, fn func(*store.EmailEvent) error) error
+}
+
 // WriteEventsCSV streams every event eq selects to w as CSV with a header row, newest first,
 // in constant memory, and returns how many it wrote. The events are read a chunk at a time and
 // written with no database connection held (store.ExportEmailEvents), so a slow w delays only
 // this export; the first error of w ends it and is returned as w gave it. progress, when set,
 // is told the running count every few thousand events.
-func WriteEventsCSV(ctx context.Context, db *store.DB, eq *EventQuery, w io.Writer, progress func(int)) (int, error) {
+func WriteEventsCSV(ctx context.Context, db EventReader, eq *EventQuery, w io.Writer, progress func(int)) (int, error) {
 	sw := &stickyWriter{w: w}
 	enc := newCSVEncoder(sw, eq.Fields, eq.Location)
 	enc.header()
@@ -357,7 +364,7 @@ const (
 // f.Limit after f's cursor, and fewer when the next would take the page's events past pageBytes
 // (a page holds at least one event, however large). It returns the cursor of the next page, or
 // "" on the last. The store is read in chunks whose rows are closed before w sees them.
-func WriteEventPage(ctx context.Context, db *store.DB, f store.EventFilter, pageBytes int, w *bufio.Writer) (string, error) {
+func WriteEventPage(ctx context.Context, db EventReader, f store.EventFilter, pageBytes int, w *bufio.Writer) (string, error) {
 	perPage := f.Limit
 	var chunk store.EventChunk
 	var lastTime time.Time
