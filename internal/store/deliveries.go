@@ -176,7 +176,7 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 				if err := tx.QueryRow(`UPDATE deliveries SET status = CASE WHEN ? OR expires_at <= ? THEN 'dead' ELSE 'pending' END,
 					attempts = attempts + ?, last_error = ?, next_at = ?, updated_at = ?, reason = NULLIF(?, '')
 					WHERE id = ? AND status = 'sending' RETURNING status`,
-					o.Dead, now, max(o.Requests-1, 0), truncate(o.Err, 1000), toMillis(o.NextAt), now, o.Reason, o.ID).Scan(&status); err != nil && err != sql.ErrNoRows {
+					o.Dead, now, max(o.Requests-1, 0), domain.Truncate(o.Err, 1000), toMillis(o.NextAt), now, o.Reason, o.ID).Scan(&status); err != nil && err != sql.ErrNoRows {
 					return err
 				}
 				if status == domain.StatusDead {
@@ -204,13 +204,6 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 // marks returns "?, ?, …" with n placeholders.
 func marks(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
 }
 
 // ReleaseSending hands every delivery of target still marked sending back to pending: called at

@@ -91,7 +91,7 @@ func (db *DB) RejectSegmentKey(ctx context.Context, tenantID string, version int
 	return db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`UPDATE segment_keys SET status = 'write_key_rejected', status_reason = ?,
 			status_since = CASE WHEN status = 'write_key_rejected' THEN status_since ELSE ? END
-			WHERE tenant_id = ? AND version = ?`, truncate(reason, 300), toMillis(db.Now()), tenantID, version)
+			WHERE tenant_id = ? AND version = ?`, domain.Truncate(reason, 300), toMillis(db.Now()), tenantID, version)
 		return err
 	})
 }
