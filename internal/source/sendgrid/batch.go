@@ -3,7 +3,6 @@ package sendgrid
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
@@ -34,95 +33,52 @@ func SplitBatch(body []byte) (elems []json.RawMessage, ping bool, err error) {
 	return elems, false, nil
 }
 
-// fields are the raw values of the members the store indexes. They stay raw: SendGrid sends
-// category as a string or an array, and asm_group_id as a number.
-type fields struct {
-	Event, EventID, Timestamp, Email, MessageID, Category, TemplateID, SGTemplateID []byte
+// ParseEvent parses one element tolerantly: it never panics and always returns an EventID
+// (sg_event_id, or a hash of the element), so an odd element is stored once and deduplicated
+// when SendGrid posts it again.
+func ParseEvent(elem json.RawMessage) (ev source.Event) {
+	ev.Body = elem
+	ev.Finish(parseInto(&ev, source.TrimSpace(elem)))
+	return ev
 }
 
-func (f *fields) field(rawKey []byte) *[]byte {
-	switch source.KeyText(rawKey) {
+// parseInto fills ev from the element e and returns what is odd about it.
+func parseInto(ev *source.Event, e []byte) []string {
+	if !json.Valid(e) {
+		return []string{"element is not valid JSON"}
+	}
+	if source.Kind(e) != '{' {
+		return []string{fmt.Sprintf("element is a JSON %s, not an object", source.KindName(e))}
+	}
+	ev.Body = e
+	var f source.Fields
+	f.Read(e, field)
+	problems := f.Fill(ev, "event")
+	ev.Wrapper = wrapper(ev.Type)
+	return problems
+}
+
+// field says where a member of an event goes among the fields the store indexes.
+func field(f *source.Fields, name []byte) *[]byte {
+	switch string(name) {
 	case "event":
-		return &f.Event
+		return &f.Type
 	case "sg_event_id":
 		return &f.EventID
 	case "timestamp":
 		return &f.Timestamp
 	case "email":
-		return &f.Email
+		return &f.Recipient
 	case "sg_message_id":
 		return &f.MessageID
-	case "category":
-		return &f.Category
+	case "category": // a string or an array: the first category is the campaign
+		return &f.CampaignID
 	case "template_id":
 		return &f.TemplateID
 	case "sg_template_id":
-		return &f.SGTemplateID
+		return &f.TemplateAlt
 	}
 	return nil
-}
-
-// ParseEvent parses one element tolerantly. It never panics and always returns an EventID
-// (sg_event_id, or a hash of the element), so an odd element is stored once and deduplicated
-// when SendGrid posts it again.
-func ParseEvent(elem json.RawMessage) (ev source.Event) {
-	ev.Body = elem
-	var problems []string
-	defer func() {
-		if ev.EventID == "" {
-			ev.EventID = source.HashID(ev.Body)
-		}
-		ev.ParseError = strings.Join(problems, "; ")
-	}()
-	e := source.TrimSpace(elem)
-	if !json.Valid(e) {
-		problems = append(problems, "element is not valid JSON")
-		return ev
-	}
-	if source.Kind(e) != '{' {
-		problems = append(problems, fmt.Sprintf("element is a JSON %s, not an object", source.KindName(e)))
-		return ev
-	}
-	ev.Body = e
-	var f fields
-	source.EachMember(e, func(key, val []byte) bool {
-		if dst := f.field(key); dst != nil {
-			*dst = val // the last of duplicate keys wins, as with encoding/json
-		}
-		return true
-	})
-	ev.Type = source.ScalarText(f.Event)
-	ev.Wrapper = wrapper(ev.Type)
-	ev.EventID = strings.TrimSpace(source.ScalarText(f.EventID))
-	ev.Recipient = source.ScalarText(f.Email)
-	ev.MessageID = source.ScalarText(f.MessageID)
-	ev.CampaignID = firstCategory(f.Category)
-	ev.TemplateID = source.ScalarText(f.TemplateID)
-	if ev.TemplateID == "" {
-		ev.TemplateID = source.ScalarText(f.SGTemplateID)
-	}
-	if ev.Type == "" {
-		problems = append(problems, `event has no "event"`)
-	}
-	ts, err := source.ParseTimestamp(f.Timestamp)
-	if err != nil {
-		problems = append(problems, err.Error())
-	}
-	ev.Timestamp = ts
-	return ev
-}
-
-// firstCategory returns category's text, or the first element's when SendGrid sent several.
-func firstCategory(raw []byte) string {
-	if source.Kind(source.TrimSpace(raw)) != '[' {
-		return source.ScalarText(raw)
-	}
-	var first string
-	source.EachMember(raw, func(_, val []byte) bool {
-		first = source.ScalarText(val)
-		return false
-	})
-	return first
 }
 
 // wrapper is the event's class as SendGrid's reference groups them; the event store shows it

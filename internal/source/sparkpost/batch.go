@@ -5,10 +5,8 @@
 package sparkpost
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
@@ -72,21 +70,8 @@ func isPingArray(elems []json.RawMessage) bool {
 	return true
 }
 
-// innerFields are the raw values of the few fields the store indexes. They stay raw because
-// SparkPost sends numbers as strings and strings as numbers depending on the event's age and type.
-type innerFields struct {
-	Type, EventID, Timestamp, RcptTo, MessageID, CampaignID, TemplateID, TransmissionID, SubaccountID, BounceClass []byte
-}
-
-// field returns where the value of the member named by the raw key goes, or nil. Names match
-// exactly: unlike encoding/json's struct decoding, "Type" is not "type".
-func (f *innerFields) field(rawKey []byte) *[]byte {
-	name := rawKey
-	if len(name) >= 2 && bytes.IndexByte(name, '\\') < 0 {
-		name = name[1 : len(name)-1]
-	} else {
-		name = []byte(source.KeyText(rawKey))
-	}
+// field says where a member of an event object goes among the fields the store indexes.
+func field(f *source.Fields, name []byte) *[]byte {
 	switch string(name) {
 	case "type":
 		return &f.Type
@@ -95,7 +80,7 @@ func (f *innerFields) field(rawKey []byte) *[]byte {
 	case "timestamp":
 		return &f.Timestamp
 	case "rcpt_to":
-		return &f.RcptTo
+		return &f.Recipient
 	case "message_id":
 		return &f.MessageID
 	case "campaign_id":
@@ -112,60 +97,32 @@ func (f *innerFields) field(rawKey []byte) *[]byte {
 	return nil
 }
 
-// ParseEvent parses one batch element tolerantly.
-//
-// It never panics and always returns an EventID, so even an odd element can be stored once
-// and deduplicated when SparkPost re-sends its batch.
+// ParseEvent parses one batch element tolerantly: it never panics and always returns an
+// EventID, so even an odd element can be stored once and deduplicated when SparkPost re-sends
+// its batch.
 func ParseEvent(elem json.RawMessage) (ev source.Event) {
 	ev.Body = elem
-	var problems []string
-	defer func() {
-		if ev.EventID == "" {
-			ev.EventID = source.HashID(ev.Body)
-		}
-		ev.ParseError = strings.Join(problems, "; ")
-	}()
+	ev.Finish(parseInto(&ev, source.TrimSpace(elem)))
+	return ev
+}
 
-	e := source.TrimSpace(elem)
+// parseInto fills ev from the element e and returns what is odd about it.
+func parseInto(ev *source.Event, e []byte) (problems []string) {
 	wrapper, inner, problem := unwrap(e)
 	if problem != "" {
 		problems = append(problems, problem)
 	}
 	if inner == nil {
-		return ev
+		return problems
 	}
 	ev.Wrapper = wrapper
 	if source.Kind(inner) != '{' {
-		problems = append(problems, fmt.Sprintf("%q is a JSON %s, not an object", wrapper, source.KindName(inner)))
-		return ev
+		return append(problems, fmt.Sprintf("%q is a JSON %s, not an object", wrapper, source.KindName(inner)))
 	}
 	ev.Body = inner
-
-	var f innerFields
-	source.EachMember(inner, func(key, val []byte) bool {
-		if dst := f.field(key); dst != nil {
-			*dst = val // the last of duplicate keys wins, as with encoding/json
-		}
-		return true
-	})
-	ev.Type = source.ScalarText(f.Type)
-	ev.EventID = strings.TrimSpace(source.ScalarText(f.EventID))
-	ev.Recipient = source.ScalarText(f.RcptTo)
-	ev.MessageID = source.ScalarText(f.MessageID)
-	ev.CampaignID = source.ScalarText(f.CampaignID)
-	ev.TemplateID = source.ScalarText(f.TemplateID)
-	ev.TransmissionID = source.ScalarText(f.TransmissionID)
-	ev.SubaccountID = source.ScalarText(f.SubaccountID)
-	ev.BounceClass = source.ScalarText(f.BounceClass)
-	if ev.Type == "" {
-		problems = append(problems, `event has no "type"`)
-	}
-	ts, err := source.ParseTimestamp(f.Timestamp)
-	if err != nil {
-		problems = append(problems, err.Error())
-	}
-	ev.Timestamp = ts
-	return ev
+	var f source.Fields
+	f.Read(inner, field)
+	return append(problems, f.Fill(ev, "type")...)
 }
 
 // unwrap finds the wrapper key and inner event of an element {"msys":{"<wrapper>":{…}}} and

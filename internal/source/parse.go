@@ -1,0 +1,86 @@
+package source
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// Finish completes a provider's parse of one element under Provider.Parse's contract: the
+// event always leaves with an EventID (HashID of its body when the provider found none) and
+// what was odd about it joined in ParseError. A parse never fails: one odd event must never fail
+// its batch.
+func (ev *Event) Finish(problems []string) {
+	if ev.EventID == "" {
+		ev.EventID = HashID(ev.Body)
+	}
+	ev.ParseError = strings.Join(problems, "; ")
+}
+
+// Fields are the raw values of the members the event store indexes, as found in one event
+// object. They stay raw until Fill: providers send numbers as strings and strings as numbers
+// depending on an event's age and type.
+type Fields struct {
+	Type, EventID, Timestamp, Recipient, MessageID, CampaignID, TemplateID, TransmissionID, SubaccountID, BounceClass []byte
+	// TemplateAlt is a second name of the template id (SendGrid's sg_template_id), used when
+	// TemplateID is absent.
+	TemplateAlt []byte
+}
+
+// Read walks the event object obj and keeps the raw value of each member that where places
+// (where gets f and the member's name and returns the field it goes to, or nil); the last of
+// duplicate keys wins, as with encoding/json. Names match exactly: "Type" is not "type".
+func (f *Fields) Read(obj []byte, where func(f *Fields, name []byte) *[]byte) {
+	EachMember(obj, func(key, val []byte) bool {
+		name := key
+		if len(name) >= 2 && bytes.IndexByte(name, '\\') < 0 {
+			name = name[1 : len(name)-1]
+		} else {
+			name = []byte(KeyText(key))
+		}
+		if dst := where(f, name); dst != nil {
+			*dst = val
+		}
+		return true
+	})
+}
+
+// Fill sets ev's indexed fields from f and returns what is wrong with them; typeName is the
+// provider's name of its type member, for the message. A campaign given as an array (SendGrid's
+// categories) is its first element.
+func (f *Fields) Fill(ev *Event, typeName string) (problems []string) {
+	ev.Type = ScalarText(f.Type)
+	ev.EventID = strings.TrimSpace(ScalarText(f.EventID))
+	ev.Recipient = ScalarText(f.Recipient)
+	ev.MessageID = ScalarText(f.MessageID)
+	ev.CampaignID = firstText(f.CampaignID)
+	ev.TemplateID = ScalarText(f.TemplateID)
+	if f.TemplateID == nil {
+		ev.TemplateID = ScalarText(f.TemplateAlt)
+	}
+	ev.TransmissionID = ScalarText(f.TransmissionID)
+	ev.SubaccountID = ScalarText(f.SubaccountID)
+	ev.BounceClass = ScalarText(f.BounceClass)
+	if ev.Type == "" {
+		problems = append(problems, fmt.Sprintf("event has no %q", typeName))
+	}
+	ts, err := ParseTimestamp(f.Timestamp)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	ev.Timestamp = ts
+	return problems
+}
+
+// firstText is raw's text, or its first element's when raw is an array.
+func firstText(raw []byte) string {
+	if Kind(TrimSpace(raw)) != '[' {
+		return ScalarText(raw)
+	}
+	var first string
+	EachMember(raw, func(_, val []byte) bool {
+		first = ScalarText(val)
+		return false
+	})
+	return first
+}
