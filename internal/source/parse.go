@@ -2,8 +2,11 @@ package source
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
 // Finish completes a provider's parse of one element under Provider.Parse's contract: the
@@ -83,4 +86,27 @@ func firstText(raw []byte) string {
 		return false
 	})
 	return first
+}
+
+// SplitArray splits a webhook body that must be a JSON array into its elements, sub-slices of
+// body left unparsed (an odd element is the provider's Parse's business). what names the
+// elements for the error messages ("SparkPost events"); errors are EINVALID and name the
+// problem: an empty body, invalid JSON, or another JSON kind.
+func SplitArray(body []byte, what string) ([]json.RawMessage, error) {
+	b := TrimSpace(body)
+	if len(b) == 0 {
+		return nil, domain.Errorf(domain.EINVALID, "body is empty; expected a JSON array of %s", what)
+	}
+	if !json.Valid(b) {
+		return nil, domain.Errorf(domain.EINVALID, "body is not valid JSON: %v", json.Unmarshal(b, new(json.RawMessage)))
+	}
+	if Kind(b) != '[' {
+		return nil, domain.Errorf(domain.EINVALID, "body is a JSON %s; expected a JSON array of %s", KindName(b), what)
+	}
+	elems := []json.RawMessage{}
+	EachMember(b, func(_, val []byte) bool {
+		elems = append(elems, val)
+		return true
+	})
+	return elems, nil
 }

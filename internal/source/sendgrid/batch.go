@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
@@ -13,20 +12,9 @@ import (
 // error naming the problem. Elements are sub-slices of body, not checked here: an odd element
 // is ParseEvent's business, because one odd event must never fail its batch.
 func SplitBatch(body []byte) (elems []json.RawMessage, ping bool, err error) {
-	b := source.TrimSpace(body)
-	if len(b) == 0 {
-		return nil, false, domain.Errorf(domain.EINVALID, "body is empty; expected a JSON array of SendGrid events")
+	if elems, err = source.SplitArray(body, "SendGrid events"); err != nil {
+		return nil, false, err
 	}
-	if !json.Valid(b) {
-		return nil, false, domain.Errorf(domain.EINVALID, "body is not valid JSON: %v", json.Unmarshal(b, new(json.RawMessage)))
-	}
-	if source.Kind(b) != '[' {
-		return nil, false, domain.Errorf(domain.EINVALID, "body is a JSON %s; expected a JSON array of SendGrid events", source.KindName(b))
-	}
-	source.EachMember(b, func(_, val []byte) bool {
-		elems = append(elems, val)
-		return true
-	})
 	if len(elems) == 0 {
 		return nil, true, nil
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
@@ -21,33 +20,16 @@ import (
 // Elements are sub-slices of body, not checked here: an odd element is ParseEvent's
 // business, because one odd event must never fail its batch.
 func SplitBatch(body []byte) (elems []json.RawMessage, ping bool, err error) {
-	b := source.TrimSpace(body)
-	if len(b) == 0 {
-		return nil, false, domain.Errorf(domain.EINVALID, "body is empty; expected a JSON array of SparkPost events")
+	if b := source.TrimSpace(body); source.Kind(b) == '{' && json.Valid(b) && len(source.TrimSpace(b[1:len(b)-1])) == 0 {
+		return nil, true, nil // {}
 	}
-	if !json.Valid(b) {
-		return nil, false, notJSON(json.Unmarshal(b, new(json.RawMessage)))
+	if elems, err = source.SplitArray(body, "SparkPost events"); err != nil {
+		return nil, false, err
 	}
-	switch source.Kind(b) {
-	case '[':
-		source.EachMember(b, func(_, val []byte) bool {
-			elems = append(elems, val)
-			return true
-		})
-		if isPingArray(elems) {
-			return nil, true, nil
-		}
-		return elems, false, nil
-	case '{':
-		if len(source.TrimSpace(b[1:len(b)-1])) == 0 {
-			return nil, true, nil
-		}
+	if isPingArray(elems) {
+		return nil, true, nil
 	}
-	return nil, false, domain.Errorf(domain.EINVALID, "body is a JSON %s; expected a JSON array of SparkPost events", source.KindName(b))
-}
-
-func notJSON(err error) error {
-	return domain.Errorf(domain.EINVALID, "body is not valid JSON: %v", err)
+	return elems, false, nil
 }
 
 // isPingArray reports whether every element is SparkPost's validation element {"msys":{}}.
