@@ -7,86 +7,27 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
-	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
 
-// FuzzParseBatch feeds arbitrary bodies through the whole pure pipeline. Besides "never
-// panic" it checks what the store and the sender rely on.
+// FuzzParseBatch feeds arbitrary bodies through the whole pure pipeline (sourcetest.CheckBody).
 func FuzzParseBatch(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	for _, s := range []string{`[]`, `{}`, `""`, ``, `[1,null,"x",[],{}]`,
+	sourcetest.Seed(f, `[]`, `{}`, `""`, ``, `[1,null,"x",[],{}]`,
 		`[{"event":"open","event":"click","sg_event_id":" ","email":" A@B ","timestamp":"1e9"}]`,
 		`[{"event":"group_unsubscribe","asm_group_id":10.5e3,"unique_args":{"user_id":7},"category":[[],"x"]}]`,
 		`[{"event":"click","timestamp":-62135596801,"url":"\u003c\ud800","ip":"\u2028"}]`,
-		"[{\"event\":\"delivered\",\"timestamp\":253402300799.999999999,\"email\":\"\xff@x\"}]"} {
-		f.Add([]byte(s))
-	}
+		"[{\"event\":\"delivered\",\"timestamp\":253402300799.999999999,\"email\":\"\xff@x\"}]")
 	settings := []domain.SourceSettings{
 		{},
 		{AnonymousID: domain.AnonymousEmail, UserIDKeys: []string{"id", "user_id"}},
 		{AnonymousID: domain.AnonymousSkip, Events: []string{"open", "click", "group_unsubscribe"}},
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		elems, ping, err := SplitBatch(body)
-		if err != nil {
-			if ping || elems != nil {
-				t.Fatalf("error %v with ping %v and %d elements", err, ping, len(elems))
-			}
-			if domain.ErrorCode(err) != domain.EINVALID {
-				t.Fatalf("error %v is not EINVALID", err)
-			}
-			return
-		}
-		if ping && len(elems) > 0 {
-			t.Fatalf("ping with %d elements", len(elems))
-		}
-		for _, e := range elems {
-			ev := ParseEvent(e)
-			if ev.EventID == "" {
-				t.Fatalf("no EventID for %q", e)
-			}
-			if ev.ParseError == "" && (ev.Type == "" || !json.Valid(ev.Body)) {
-				t.Fatalf("clean parse without type or with invalid body: %+v", ev)
-			}
-			if ev.Timestamp.Year() > 9999 || (!ev.Timestamp.IsZero() && ev.Timestamp.Location() != time.UTC) {
-				t.Fatalf("timestamp %v", ev.Timestamp)
-			}
-			for _, s := range settings {
-				tr, out, reason := Map("ten_fuzz", ev, s)
-				switch out {
-				case source.OutcomeSend:
-					if tr.Event == "" || tr.UserID == "" && tr.AnonymousID == "" || !strings.HasPrefix(tr.MessageID, "sg-") || len(tr.MessageID) > 100 {
-						t.Fatalf("bad track %+v", tr)
-					}
-					size, err := source.EncodedSize(&tr)
-					if err != nil || size > source.MaxMessageBytes {
-						t.Fatalf("track of %d bytes, err %v", size, err)
-					}
-				case source.OutcomeNotSent, source.OutcomeSkipped, source.OutcomeInvalid:
-					if reason == "" {
-						t.Fatalf("%v without a reason", out)
-					}
-				default:
-					t.Fatalf("outcome %v", out)
-				}
-			}
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { sourcetest.CheckBody(t, Provider, body, settings, "sg-") })
 }
 
 // fuzzKey is a fixed P-256 key, so that the seed signature made by the coordinator is valid in

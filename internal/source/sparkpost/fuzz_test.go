@@ -1,75 +1,25 @@
 package sparkpost
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
 
-// FuzzParseBatch feeds arbitrary bodies through the whole pure pipeline. Besides "never
-// panic" it checks what the store and the sender rely on.
+// FuzzParseBatch feeds arbitrary bodies through the whole pure pipeline (sourcetest.CheckBody).
 func FuzzParseBatch(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
-	for _, name := range files {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	for _, s := range []string{`[]`, `{}`, `[{"msys":{}}]`, `[1,null,"x"]`, `[{"msys":{"a":{},"b":1}}]`,
-		`[{"msys":{"track_event":{"type":"click","timestamp":"1e9","rcpt_to":" A@B ","geo_ip":{"latitude":"NaN"}}}}]`} {
-		f.Add([]byte(s))
-	}
+	sourcetest.Seed(f, `[]`, `{}`, `[{"msys":{}}]`, `[1,null,"x"]`, `[{"msys":{"a":{},"b":1}}]`,
+		`[{"msys":{"track_event":{"type":"click","timestamp":"1e9","rcpt_to":" A@B ","geo_ip":{"latitude":"NaN"}}}}]`)
 	settings := []domain.SourceSettings{
 		{},
 		{AnonymousID: domain.AnonymousEmail, ForwardInitialOpens: true, UserIDKeys: []string{"id"}},
 		{AnonymousID: domain.AnonymousSkip, Events: []string{"open", "click"}},
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		elems, ping, err := SplitBatch(body)
-		if err != nil && (ping || elems != nil) {
-			t.Fatalf("error %v with ping %v and %d elements", err, ping, len(elems))
-		}
-		for _, e := range elems {
-			ev := ParseEvent(e)
-			if ev.EventID == "" {
-				t.Fatalf("no EventID for %q", e)
-			}
-			if ev.ParseError == "" && (ev.Type == "" || !json.Valid(ev.Body)) {
-				t.Fatalf("clean parse without type or with invalid body: %+v", ev)
-			}
-			if ev.Timestamp.Year() > 9999 || (!ev.Timestamp.IsZero() && ev.Timestamp.Location() != time.UTC) {
-				t.Fatalf("timestamp %v", ev.Timestamp)
-			}
-			for _, s := range settings {
-				tr, out, reason := Map("ten_fuzz", ev, s)
-				switch out {
-				case source.OutcomeSend:
-					if tr.Event == "" || tr.UserID == "" && tr.AnonymousID == "" || len(tr.MessageID) > 100 {
-						t.Fatalf("bad track %+v", tr)
-					}
-					size, err := source.EncodedSize(&tr)
-					if err != nil || size > source.MaxMessageBytes {
-						t.Fatalf("track of %d bytes, err %v", size, err)
-					}
-				case source.OutcomeNotSent, source.OutcomeSkipped, source.OutcomeInvalid:
-					if reason == "" {
-						t.Fatalf("%v without a reason", out)
-					}
-				default:
-					t.Fatalf("outcome %v", out)
-				}
-			}
-		}
-	})
+	f.Fuzz(func(t *testing.T, body []byte) { sourcetest.CheckBody(t, Provider, body, settings, "sp-") })
 }
 
 // BenchmarkParseAndMap measures the worker's pure cost per event on a 1,000-event batch of

@@ -1,0 +1,86 @@
+// Package sourcetest holds the checks every provider's tests run, so that a new provider's
+// fuzz test is its seeds and one call.
+package sourcetest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-hub/switchboard/internal/domain"
+	"github.com/switchboard-hub/switchboard/internal/source"
+)
+
+// Seed adds every testdata/*.json file of the calling package, then each of extra, to f's corpus.
+func Seed(f *testing.F, extra ...string) {
+	f.Helper()
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range extra {
+		f.Add([]byte(s))
+	}
+}
+
+// CheckBody sends body through p's whole pure pipeline (Split, Parse, and Map under each of
+// settings) and fails t unless what the hook, the store and the sender rely on holds: a split
+// error is EINVALID with no elements; every event has an EventID, and a clean parse a type and
+// a valid JSON body; timestamps are UTC within years 1–9999; every outcome but send has a
+// reason; a sent call is a track with an event name, a user, a messageId starting with
+// idPrefix and at most 100 bytes, and fits Segment's per-message limit once encoded.
+func CheckBody(t *testing.T, p source.Provider, body []byte, settings []domain.SourceSettings, idPrefix string) {
+	t.Helper()
+	elems, ping, err := p.Split(body)
+	if err != nil {
+		if ping || elems != nil {
+			t.Fatalf("error %v with ping %v and %d elements", err, ping, len(elems))
+		}
+		if domain.ErrorCode(err) != domain.EINVALID {
+			t.Fatalf("error %v is not EINVALID", err)
+		}
+		return
+	}
+	if ping && len(elems) > 0 {
+		t.Fatalf("ping with %d elements", len(elems))
+	}
+	for _, e := range elems {
+		ev := p.Parse(e)
+		if ev.EventID == "" {
+			t.Fatalf("no EventID for %q", e)
+		}
+		if ev.ParseError == "" && (ev.Type == "" || !json.Valid(ev.Body)) {
+			t.Fatalf("clean parse without type or with invalid body: %+v", ev)
+		}
+		if ev.Timestamp.Year() > 9999 || (!ev.Timestamp.IsZero() && ev.Timestamp.Location() != time.UTC) {
+			t.Fatalf("timestamp %v", ev.Timestamp)
+		}
+		for _, s := range settings {
+			tr, out, reason := p.Map("ten_fuzz", ev, s)
+			switch out {
+			case source.OutcomeSend:
+				if tr.Type != "track" || tr.Event == "" || tr.UserID == "" && tr.AnonymousID == "" ||
+					!strings.HasPrefix(tr.MessageID, idPrefix) || len(tr.MessageID) > 100 {
+					t.Fatalf("bad track %+v", tr)
+				}
+				size, err := source.EncodedSize(&tr)
+				if err != nil || size > source.MaxMessageBytes {
+					t.Fatalf("track of %d bytes, err %v", size, err)
+				}
+			case source.OutcomeNotSent, source.OutcomeSkipped, source.OutcomeInvalid:
+				if reason == "" {
+					t.Fatalf("%v without a reason", out)
+				}
+			default:
+				t.Fatalf("outcome %v", out)
+			}
+		}
+	}
+}
