@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// EventFilter selects stored SparkPost events with the filters of SparkPost's Events API
-// (SPEC §5.5). A list matches any of its values; an empty list does not filter. Campaigns and
+// EventFilter selects stored email events (every provider's) with the filters of SparkPost's
+// Events API (SPEC §5.5). A list matches any of its values; an empty list does not filter. Campaigns and
 // Templates take SparkPost's `*` wildcard ("spring-*").
 type EventFilter struct {
 	TenantID      string

@@ -9,7 +9,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
-// InboxBatch is one raw SparkPost batch as received.
+// InboxBatch is one raw webhook batch as received, of any provider.
 type InboxBatch struct {
 	ID         int64
 	TenantID   string
@@ -20,7 +20,8 @@ type InboxBatch struct {
 }
 
 // AddBatch commits a raw batch to the inbox. duplicate is true when the source already has a
-// batch with this batch id (SparkPost re-sends a whole batch it got no 200 for); nothing is stored then.
+// batch with this batch id (SparkPost re-sends a whole batch it got no 200 for, with its id;
+// SendGrid's posts have none); nothing is stored then.
 func (db *DB) AddBatch(ctx context.Context, b *InboxBatch) (duplicate bool, err error) {
 	b.ReceivedAt = db.Now().UTC()
 	err = db.Write(ctx, func(tx *sql.Tx) error {
@@ -61,7 +62,7 @@ func (db *DB) UnprocessedBatches(ctx context.Context, limit int) ([]*InboxBatch,
 	return out, rows.Err()
 }
 
-// EmailEvent is one SparkPost event as stored.
+// EmailEvent is one email provider event (SparkPost, SendGrid) as stored.
 type EmailEvent struct {
 	ID             int64
 	TenantID       string
