@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 	// Embedded zone data makes timezone validation give the same answer on a developer's
 	// laptop and in a distroless container with no /usr/share/zoneinfo.
 	_ "time/tzdata"
