@@ -37,6 +37,9 @@ func (a *App) wireSources(cfg *server.Config, metrics *delivery.Metrics, opt Opt
 	if err := cfg.Registry.Register(events); err != nil {
 		return err
 	}
+	if err := cfg.Registry.Register(source.NewInboxCollector(cfg.DB)); err != nil {
+		return err
+	}
 
 	proc := source.NewProcessor(cfg.DB, log)
 	proc.Notify = engine.Notify

@@ -33,13 +33,13 @@ func (m *Metrics) Observer(target string) func(tenantID string, delivered, faile
 	}
 }
 
-// outboxCollector reports the outbox depth and the age of the oldest undelivered row per
-// tenant, read from the database at scrape time so that it is right after a restart too.
 // OutboxStats is what the outbox gauges need of a store: each tenant's and target's backlog.
 type OutboxStats interface {
 	OutboxStats(ctx context.Context) ([]store.OutboxStat, error)
 }
 
+// outboxCollector reports the outbox depth and the age of the oldest undelivered row per
+// tenant, read from the database at scrape time so that it is right after a restart too.
 type outboxCollector struct{ db OutboxStats }
 
 var (

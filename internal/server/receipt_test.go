@@ -142,3 +142,37 @@ func TestReceiptShowsPausedEvents(t *testing.T) {
 		t.Fatalf("after unpausing: %+v; want 2 pending, none paused", got)
 	}
 }
+
+// TestInboxBacklogGauges: /metrics shows the committed batches that wait for the processor and
+// the age of the oldest, and both return to 0 once it has run.
+func TestInboxBacklogGauges(t *testing.T) {
+	r := newReceiptRig(t)
+	gauge := func(name string) string {
+		t.Helper()
+		_, body, _ := r.app.Do("GET", "/metrics", "", nil)
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("/metrics has no %s", name)
+		return ""
+	}
+	if got := gauge("switchboard_inbox_unprocessed_batches"); got != "0" {
+		t.Fatalf("backlog before any batch: %s", got)
+	}
+	r.post(t, "backlog-1", "e1", "e2")
+	r.post(t, "backlog-2", "e3")
+	if got := gauge("switchboard_inbox_unprocessed_batches"); got != "2" {
+		t.Fatalf("backlog with two batches committed and the processor idle: %s", got)
+	}
+	if got := gauge("switchboard_inbox_oldest_unprocessed_age_seconds"); got == "0" || strings.HasPrefix(got, "-") {
+		t.Fatalf("oldest age with a batch waiting: %s", got)
+	}
+	if n, err := r.proc.ProcessOnce(t.Context()); err != nil || n != 2 {
+		t.Fatalf("ProcessOnce = %d, %v", n, err)
+	}
+	if b, a := gauge("switchboard_inbox_unprocessed_batches"), gauge("switchboard_inbox_oldest_unprocessed_age_seconds"); b != "0" || a != "0" {
+		t.Fatalf("after processing: backlog %s, age %s", b, a)
+	}
+}

@@ -41,6 +41,22 @@ func (db *DB) AddBatch(ctx context.Context, b *InboxBatch) (duplicate bool, err 
 	return duplicate, err
 }
 
+// InboxBacklog returns how many committed batches wait to be processed and when the oldest of
+// them arrived (zero when none wait): a backlog that keeps growing means webhooks are
+// acknowledged faster than the processor turns them into events.
+func (db *DB) InboxBacklog(ctx context.Context) (batches int64, oldest time.Time, err error) {
+	var received sql.NullInt64
+	err = db.reader.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL),
+		(SELECT received_at FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT 1)`).Scan(&batches, &received)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if received.Valid {
+		oldest = fromMillis(received.Int64)
+	}
+	return batches, oldest, nil
+}
+
 // UnprocessedBatches returns up to limit batches not yet split into events, oldest first.
 func (db *DB) UnprocessedBatches(ctx context.Context, limit int) ([]*InboxBatch, error) {
 	rows, err := db.reader.QueryContext(ctx, `SELECT id, tenant_id, source_id, COALESCE(batch_id, ''), body, received_at
