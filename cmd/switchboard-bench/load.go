@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,9 @@ const (
 
 var batchSeq atomic.Int64
 
-// freshBatch returns a batch whose event ids were never used in this run.
-func freshBatch() []byte {
-	return e2e.DeliveryBatch(fmt.Sprintf("b%d", batchSeq.Add(1)), batchEvents, eventBytes)
+// freshBatch returns a batch of n events whose ids were never used in this run.
+func freshBatch(n int) []byte {
+	return e2e.DeliveryBatch(fmt.Sprintf("b%d", batchSeq.Add(1)), n, eventBytes)
 }
 
 func httpClient(conns int) *http.Client {
@@ -55,7 +56,7 @@ func storeCeiling(ctx context.Context, dir string, phase time.Duration, r *Repor
 	}
 	pool := make([][]byte, posters)
 	for i := range pool {
-		pool[i] = freshBatch()
+		pool[i] = freshBatch(batchEvents)
 	}
 	var batches atomic.Int64
 	deadline := time.Now().Add(phase)
@@ -96,12 +97,12 @@ func server(bin, dir, name string) (*e2e.Proc, *e2e.Client, error) {
 	return p, &e2e.Client{Base: p.URL(), Token: tok, HTTP: httpClient(64)}, nil
 }
 
-// makeTenants creates n SparkPost tenants whose write keys point at endpoint; capped (if ≥ 0)
-// names the tenant limited to capRPS requests/s.
-func makeTenants(op *e2e.Client, n int, endpoint string, capped, capRPS int) ([]*e2e.SparkPostTenant, error) {
+// makeTenants creates n SparkPost tenants whose write keys point at endpoint, each sent at
+// most rps requests/s (0: the default, 50); capped (if ≥ 0) names the tenant limited to capRPS.
+func makeTenants(op *e2e.Client, n int, endpoint string, rps, capped, capRPS int) ([]*e2e.SparkPostTenant, error) {
 	var ts []*e2e.SparkPostTenant
 	for i := range n {
-		rps := 1000
+		rps := rps
 		if i == capped {
 			rps = capRPS
 		}
@@ -114,23 +115,23 @@ func makeTenants(op *e2e.Client, n int, endpoint string, capped, capRPS int) ([]
 	return ts, nil
 }
 
-// closedLoop posts fresh batches from posters connections, round-robin over the tenants, for
-// phase; it returns the acknowledged events, the ack latencies and the first error.
-func closedLoop(ts []*e2e.SparkPostTenant, phase time.Duration) (events int64, lat []time.Duration, elapsed time.Duration, err error) {
+// closedLoop posts fresh batches of size events from conns connections, round-robin over the
+// tenants, for phase; it returns the acknowledged events, the ack latencies and the first error.
+func closedLoop(ts []*e2e.SparkPostTenant, phase time.Duration, conns, size int) (events int64, lat []time.Duration, elapsed time.Duration, err error) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var acked atomic.Int64
 	var next atomic.Int64
 	deadline := time.Now().Add(phase)
 	start := time.Now()
-	for range posters {
+	for range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
 				i := next.Add(1)
 				t := ts[int(i)%len(ts)]
-				batch := freshBatch()
+				batch := freshBatch(size)
 				sent := time.Now()
 				status, body, e := t.Post(batch, fmt.Sprintf("cl-%d", i))
 				d := time.Since(sent)
@@ -147,7 +148,7 @@ func closedLoop(ts []*e2e.SparkPostTenant, phase time.Duration) (events int64, l
 				}
 				lat = append(lat, d)
 				mu.Unlock()
-				acked.Add(batchEvents)
+				acked.Add(int64(size))
 			}
 		}()
 	}
@@ -167,7 +168,7 @@ func openModel(ts []*e2e.SparkPostTenant, rate float64, d time.Duration) Step {
 	n := int(d.Seconds() * rate)
 	batches := make([][]byte, n) // generated ahead, so the generator does not steal the schedule
 	for i := range batches {
-		batches[i] = freshBatch()
+		batches[i] = freshBatch(batchEvents)
 	}
 	for i := range n {
 		due := start.Add(time.Duration(i) * interval)
@@ -203,7 +204,8 @@ func pct(ls []time.Duration, p int) float64 {
 }
 
 // ingest measures SparkPost batch acknowledgement with sending paused: closed loop for the
-// maximum, then an open-model sweep at fractions of it.
+// maximum, the time until the processor has caught up (the sustained rate counts it), then an
+// open-model sweep at fractions of the maximum, and 100-event batches from 16 connections.
 func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report) error {
 	fake := fakesegment.New()
 	fake.Lean = true
@@ -213,7 +215,7 @@ func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report
 		return err
 	}
 	defer p.Kill()
-	ts, err := makeTenants(op, tenants, fake.URL, -1, 0)
+	ts, err := makeTenants(op, tenants, fake.URL, 1000, -1, 0)
 	if err != nil {
 		return err
 	}
@@ -222,13 +224,21 @@ func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report
 			return fmt.Errorf("pause: %d %s %v", status, body, err)
 		}
 	}
-	events, lat, elapsed, err := closedLoop(ts, phase)
+	cpu := p.CPUSeconds()
+	events, lat, elapsed, err := closedLoop(ts, phase, posters, batchEvents)
 	if err != nil {
 		return err
 	}
 	r.Ingest = float64(events) / elapsed.Seconds()
 	r.IngestRequests = r.Ingest / batchEvents
 	r.IngestP50, r.IngestP99 = pct(lat, 50), pct(lat, 99)
+	drain, err := drainInbox(op, 10*phase+time.Minute)
+	if err != nil {
+		return err
+	}
+	r.IngestDrainS = drain.Seconds()
+	r.SustainedIngest = float64(events) / (elapsed + drain).Seconds()
+	r.IngestCPUus = perEvent(p.CPUSeconds()-cpu, events)
 	for _, frac := range []float64{0.25, 0.5, 0.75} {
 		s := openModel(ts, r.IngestRequests*frac, phase/2)
 		r.Sweep = append(r.Sweep, s)
@@ -236,30 +246,78 @@ func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report
 			r.HalfRateP50, r.HalfRateP99 = s.P50ms, s.P99ms
 		}
 	}
+	if _, err := drainInbox(op, 10*phase+time.Minute); err != nil {
+		return err
+	}
+	cpu = p.CPUSeconds()
+	events, _, elapsed, err = closedLoop(ts, phase, 16, 100)
+	if err != nil {
+		return err
+	}
+	drain, err = drainInbox(op, 10*phase+time.Minute)
+	if err != nil {
+		return err
+	}
+	r.Ingest100 = float64(events) / elapsed.Seconds()
+	r.Sustained100 = float64(events) / (elapsed + drain).Seconds()
+	r.Ingest100CPUus = perEvent(p.CPUSeconds()-cpu, events)
 	r.PeakRSSMiB = max(r.PeakRSSMiB, p.PeakRSSMiB())
 	_, err = p.Stop()
 	return err
 }
 
-// endToEnd posts for one phase to 8 tenants (one capped at 10 requests/s) and measures the rate
-// at which every acknowledged event reaches the fake Segment, counting any that never do.
-func endToEnd(ctx context.Context, bin, dir string, phase time.Duration, r *Report) error {
+// drainInbox waits until the server's inbox holds no unprocessed batch (its /metrics gauge)
+// and returns how long that took.
+func drainInbox(op *e2e.Client, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		status, body, err := op.Do("GET", "/metrics", nil)
+		if err != nil {
+			return 0, err
+		}
+		if status != 200 {
+			return 0, fmt.Errorf("/metrics answered %d", status)
+		}
+		if strings.Contains(string(body), "\nswitchboard_inbox_unprocessed_batches 0\n") {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("the inbox still held batches after %s", limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// perEvent is CPU seconds spent on n events, in microseconds per event.
+func perEvent(cpu float64, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return cpu * 1e6 / float64(n)
+}
+
+// endToEnd posts for one phase to n tenants sent at most rps requests/s each (capped, if ≥ 0,
+// names one limited to 10/s) and measures the rate at which every acknowledged event reaches
+// the fake Segment, counting any that never do.
+func endToEnd(ctx context.Context, bin, dir, name string, phase time.Duration, n, rps, capped int) (e2eResult, error) {
+	var res e2eResult
 	fake := fakesegment.New()
 	fake.Lean = true
 	defer fake.Close()
-	p, op, err := server(bin, dir, "e2e")
+	p, op, err := server(bin, dir, name)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer p.Kill()
-	ts, err := makeTenants(op, tenants, fake.URL, 0, 10)
+	ts, err := makeTenants(op, n, fake.URL, rps, capped, 10)
 	if err != nil {
-		return err
+		return res, err
 	}
+	cpu := p.CPUSeconds()
 	start := time.Now()
-	events, _, _, err := closedLoop(ts, phase)
+	events, _, _, err := closedLoop(ts, phase, posters, batchEvents)
 	if err != nil {
-		return err
+		return res, err
 	}
 	deadline := time.Now().Add(10*phase + time.Minute)
 	for fake.UniqueCount() < int(events) && time.Now().Before(deadline) {
@@ -267,13 +325,22 @@ func endToEnd(ctx context.Context, bin, dir string, phase time.Duration, r *Repo
 	}
 	elapsed := time.Since(start)
 	got := fake.UniqueCount()
-	r.EndToEndSent = int(events)
-	r.EndToEndLost = int(events) - got
-	r.EndToEnd = float64(got) / elapsed.Seconds()
-	r.PeakRSSMiB = max(r.PeakRSSMiB, p.PeakRSSMiB())
-	if fi, err := os.Stat(filepath.Join(dir, "e2e", "switchboard.db-wal")); err == nil {
-		r.WALMiB = float64(fi.Size()) / (1 << 20)
+	res.Sent, res.Lost = int(events), int(events)-got
+	res.Rate = float64(got) / elapsed.Seconds()
+	res.CPUus = perEvent(p.CPUSeconds()-cpu, int64(got))
+	res.RSS = p.PeakRSSMiB()
+	if fi, err := os.Stat(filepath.Join(dir, name, "switchboard.db-wal")); err == nil {
+		res.WALMiB = float64(fi.Size()) / (1 << 20)
 	}
 	_, err = p.Stop()
-	return err
+	return res, err
+}
+
+// e2eResult is what one end-to-end phase measured.
+type e2eResult struct {
+	Rate       float64
+	Sent, Lost int
+	CPUus      float64
+	RSS        float64
+	WALMiB     float64
 }

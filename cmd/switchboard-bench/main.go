@@ -26,21 +26,36 @@ type Report struct {
 	CPUs      int       `json:"cpus"`
 	Phase     float64   `json:"phase_seconds"`
 
-	StoreCeiling   float64 `json:"store_insert_ceiling_events_per_s"`
-	Ingest         float64 `json:"sparkpost_ingest_events_per_s"`
-	IngestRequests float64 `json:"sparkpost_ingest_batches_per_s"`
-	IngestP50      float64 `json:"sparkpost_ack_p50_ms"`
-	IngestP99      float64 `json:"sparkpost_ack_p99_ms"`
-	HalfRateP50    float64 `json:"sparkpost_ack_p50_ms_at_half_rate"`
-	HalfRateP99    float64 `json:"sparkpost_ack_p99_ms_at_half_rate"`
-	Sweep          []Step  `json:"open_model_sweep"`
-	EndToEnd       float64 `json:"end_to_end_events_per_s"`
-	EndToEndSent   int     `json:"end_to_end_events"`
-	EndToEndLost   int     `json:"end_to_end_lost"`
-	SegmentSingle  float64 `json:"segment_single_messages_per_s"`
-	SegmentP99     float64 `json:"segment_single_ack_p99_ms"`
-	PeakRSSMiB     float64 `json:"peak_rss_mib"`
-	WALMiB         float64 `json:"wal_mib_at_end"`
+	StoreCeiling       float64 `json:"store_insert_ceiling_events_per_s"`
+	Ingest             float64 `json:"sparkpost_ingest_events_per_s"`
+	IngestRequests     float64 `json:"sparkpost_ingest_batches_per_s"`
+	IngestP50          float64 `json:"sparkpost_ack_p50_ms"`
+	IngestP99          float64 `json:"sparkpost_ack_p99_ms"`
+	IngestDrainS       float64 `json:"sparkpost_ingest_drain_seconds"`
+	SustainedIngest    float64 `json:"sparkpost_sustained_ingest_events_per_s"`
+	IngestCPUus        float64 `json:"sparkpost_ingest_cpu_us_per_event"`
+	Ingest100          float64 `json:"sparkpost_ingest_100_per_batch_events_per_s"`
+	Sustained100       float64 `json:"sparkpost_sustained_ingest_100_per_batch_events_per_s"`
+	Ingest100CPUus     float64 `json:"sparkpost_ingest_100_per_batch_cpu_us_per_event"`
+	HalfRateP50        float64 `json:"sparkpost_ack_p50_ms_at_half_rate"`
+	HalfRateP99        float64 `json:"sparkpost_ack_p99_ms_at_half_rate"`
+	Sweep              []Step  `json:"open_model_sweep"`
+	EndToEnd           float64 `json:"end_to_end_events_per_s"`
+	EndToEndSent       int     `json:"end_to_end_events"`
+	EndToEndLost       int     `json:"end_to_end_lost"`
+	EndToEndCPUus      float64 `json:"end_to_end_cpu_us_per_event"`
+	EndToEndOne        float64 `json:"end_to_end_one_tenant_events_per_s"`
+	EndToEndOneSent    int     `json:"end_to_end_one_tenant_events"`
+	EndToEndOneLost    int     `json:"end_to_end_one_tenant_lost"`
+	EndToEndOneCPUus   float64 `json:"end_to_end_one_tenant_cpu_us_per_event"`
+	SegmentSingle      float64 `json:"segment_single_messages_per_s"`
+	SegmentP99         float64 `json:"segment_single_ack_p99_ms"`
+	SegmentSingleCPUus float64 `json:"segment_single_cpu_us_per_message"`
+	SegmentArrays8     float64 `json:"segment_arrays_of_100_at_8_messages_per_s"`
+	SegmentArrays16    float64 `json:"segment_arrays_of_100_at_16_messages_per_s"`
+	SegmentArraysCPUus float64 `json:"segment_arrays_of_100_cpu_us_per_message"`
+	PeakRSSMiB         float64 `json:"peak_rss_mib"`
+	WALMiB             float64 `json:"wal_mib_at_end"`
 
 	Ratios []Ratio  `json:"ratios"`
 	Errors []string `json:"errors,omitempty"`
@@ -85,8 +100,36 @@ func main() {
 
 	step(r, "store insert ceiling", func() error { return storeCeiling(ctx, dir, *phase, r) })
 	step(r, "SparkPost ingest (closed loop, then open-model sweep)", func() error { return ingest(ctx, bin, dir, *phase, r) })
-	step(r, "end to end to a fake Segment, 8 tenants", func() error { return endToEnd(ctx, bin, dir, *phase, r) })
-	step(r, "single-message Segment POSTs, 64 clients", func() error { return segmentSingles(ctx, bin, dir, *phase, r) })
+	step(r, "end to end to a fake Segment, 8 tenants (one capped at 10 requests/s)", func() error {
+		res, err := endToEnd(ctx, bin, dir, "e2e", *phase, tenants, 1000, 0)
+		r.EndToEnd, r.EndToEndSent, r.EndToEndLost, r.EndToEndCPUus, r.WALMiB = res.Rate, res.Sent, res.Lost, res.CPUus, res.WALMiB
+		r.PeakRSSMiB = max(r.PeakRSSMiB, res.RSS)
+		return err
+	})
+	step(r, "end to end to a fake Segment, one tenant at the default 50 requests/s", func() error {
+		res, err := endToEnd(ctx, bin, dir, "e2e-one", *phase, 1, 0, -1)
+		r.EndToEndOne, r.EndToEndOneSent, r.EndToEndOneLost, r.EndToEndOneCPUus = res.Rate, res.Sent, res.Lost, res.CPUus
+		r.PeakRSSMiB = max(r.PeakRSSMiB, res.RSS)
+		return err
+	})
+	step(r, "single-message Segment POSTs, 64 clients", func() error {
+		res, err := segmentLoad(ctx, bin, dir, "segment", *phase, segmentClients, 1)
+		r.SegmentSingle, r.SegmentP99, r.SegmentSingleCPUus = res.Rate, res.P99, res.CPUus
+		r.PeakRSSMiB = max(r.PeakRSSMiB, res.RSS)
+		return err
+	})
+	for _, conns := range []int{8, 16} {
+		step(r, fmt.Sprintf("Segment POSTs of JSON arrays of 100, %d clients", conns), func() error {
+			res, err := segmentLoad(ctx, bin, dir, fmt.Sprintf("segment-arrays-%d", conns), *phase, conns, 100)
+			if conns == 8 {
+				r.SegmentArrays8, r.SegmentArraysCPUus = res.Rate, res.CPUus
+			} else {
+				r.SegmentArrays16 = res.Rate
+			}
+			r.PeakRSSMiB = max(r.PeakRSSMiB, res.RSS)
+			return err
+		})
+	}
 
 	r.Ratios = ratios(r)
 	print(r)
@@ -127,13 +170,21 @@ func ratios(r *Report) []Ratio {
 		add("SparkPost ingest / store insert ceiling", v, "≥ 0.6", v >= 0.6)
 	}
 	if r.Ingest > 0 {
-		v := r.EndToEnd / r.Ingest
+		v := r.SustainedIngest / r.Ingest
+		add("SparkPost sustained ingest / acknowledged ingest", v, "close to 1 (≥ 0.9)", v >= 0.9)
+		v = r.EndToEnd / r.Ingest
 		add("end to end (8 tenants) / ingest", v, "≥ 0.5, zero loss", v >= 0.5 && r.EndToEndLost == 0)
+		v = r.EndToEndOne / r.Ingest
+		add("end to end (one tenant, 50 requests/s) / ingest", v, "≥ 0.5, zero loss", v >= 0.5 && r.EndToEndOneLost == 0)
 	}
-	add("single Segment messages/s at 64 clients", r.SegmentSingle, "≥ 10,000", r.SegmentSingle >= 10000)
+	add("Segment arrays of 100, 8 clients (messages/s)", r.SegmentArrays8, "≥ 28,000 (2× RudderStack's 14,473 on 2026-12-02)", r.SegmentArrays8 >= 28000)
+	add("Segment arrays of 100, 16 clients (messages/s)", r.SegmentArrays16, "≥ 32,900 (2× RudderStack's 16,457)", r.SegmentArrays16 >= 32900)
+	add("single Segment messages/s at 64 clients", r.SegmentSingle, "≥ 5,600 (2× RudderStack's 2,787); SPEC §7: ≥ 10,000", r.SegmentSingle >= 10000)
 	add("p99 ack of a 1 MB batch at half the max rate (ms)", r.HalfRateP99, "≤ 250", r.HalfRateP99 > 0 && r.HalfRateP99 <= 250)
 	add("peak RSS (MiB)", r.PeakRSSMiB, "≤ 512", r.PeakRSSMiB > 0 && r.PeakRSSMiB <= 512)
-	add("SparkPost ingest events/s vs RudderStack's 35,000 ×2", r.Ingest/70000, "≥ 1", r.Ingest >= 70000)
+	// Against the sustained rate: acknowledging into the inbox faster than it is processed is
+	// not throughput the system can carry.
+	add("SparkPost sustained ingest events/s vs RudderStack's 35,000 ×2", r.SustainedIngest/70000, "≥ 1", r.SustainedIngest >= 70000)
 	return out
 }
 
@@ -149,8 +200,12 @@ func print(r *Report) {
 	for _, s := range r.Sweep {
 		fmt.Fprintf(w, "  open model %s batches/s\tachieved %s, p50 %s ms, p99 %s ms, errors %d\t\n", num(s.TargetBatchesPerS), num(s.AchievedPerS), num(s.P50ms), num(s.P99ms), s.Errors)
 	}
-	row("end to end to fake Segment", r.EndToEnd, fmt.Sprintf("events/s (%d events, %d lost)", r.EndToEndSent, r.EndToEndLost))
-	row("single Segment messages (64 clients)", r.SegmentSingle, fmt.Sprintf("messages/s, p99 %s ms", num(r.SegmentP99)))
+	row("  sustained (until the inbox drained)", r.SustainedIngest, fmt.Sprintf("events/s (drained %s s after the phase), %s µs CPU/event", num(r.IngestDrainS), num(r.IngestCPUus)))
+	row("SparkPost 100-event batches, 16 connections", r.Ingest100, fmt.Sprintf("events/s, sustained %s, %s µs CPU/event", num(r.Sustained100), num(r.Ingest100CPUus)))
+	row("end to end, 8 tenants", r.EndToEnd, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event", r.EndToEndSent, r.EndToEndLost, num(r.EndToEndCPUus)))
+	row("end to end, one tenant at 50 requests/s", r.EndToEndOne, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event", r.EndToEndOneSent, r.EndToEndOneLost, num(r.EndToEndOneCPUus)))
+	row("single Segment messages (64 clients)", r.SegmentSingle, fmt.Sprintf("messages/s, p99 %s ms, %s µs CPU/message", num(r.SegmentP99), num(r.SegmentSingleCPUus)))
+	row("Segment arrays of 100, 8 / 16 clients", r.SegmentArrays8, fmt.Sprintf("/ %s messages/s, %s µs CPU/message", num(r.SegmentArrays16), num(r.SegmentArraysCPUus)))
 	row("peak RSS", r.PeakRSSMiB, "MiB")
 	row("WAL at end", r.WALMiB, "MiB")
 	fmt.Fprintln(w, "\nSPEC §7 target\tmeasured\tgoal\tmet")

@@ -145,6 +145,27 @@ func (p *Proc) Kill() {
 	p.pipe.Close()
 }
 
+// CPUSeconds reads the CPU time (user and system) the process has used so far from /proc; 0
+// when it cannot be read. The difference of two readings is a phase's CPU cost.
+func (p *Proc) CPUSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count from after it.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux Go runs on.
+const clockTicks = 100
+
 // PeakRSSMiB reads the process's peak resident set size (VmHWM) from /proc.
 func (p *Proc) PeakRSSMiB() float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
