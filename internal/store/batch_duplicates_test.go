@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // duplicatesBatch stores a batch of the given event ids (all of type delivery, not sent) the way
@@ -129,5 +133,60 @@ func TestMigration0007FillsExistingBatches(t *testing.T) {
 	}}
 	if err := db.CommitProcessed(ctx, p); err != nil || p.Duplicates != 1 {
 		t.Fatalf("old-3 processed after the migration: %d duplicates, %v; want 1", p.Duplicates, err)
+	}
+}
+
+// TestGroupedInsertLinksEachDelivery: events go in by groups of insertGroup rows; across and
+// inside groups, the first of two events with one id is stored and queued, later ones and ids
+// stored before are not, and every delivery points at the row of its own event.
+func TestGroupedInsertLinksEachDelivery(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "groups.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tn, _ := db.CreateTenant(ctx, "A")
+	src := &Source{ID: "src_aaaaaaaaaaaaaaaa", TenantID: tn.ID, Name: "p", Auth: "basic"}
+	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	duplicatesBatch(t, db, tn.ID, src.ID, "earlier", "id-5", "id-40") // stored before, never queued
+	b := &InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: "groups", Body: []byte(`[]`)}
+	if _, err := db.AddBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	p := &ProcessedBatch{Batch: b, Target: "segment", MaxAge: time.Hour}
+	const n, distinct = 3*insertGroup + 7, 2*insertGroup + 3 // ids repeat within a group and across groups
+	for i := range n {
+		id := fmt.Sprintf("id-%d", i%distinct)
+		p.Events = append(p.Events, &EmailEvent{EventID: id, Type: "delivery", Wrapper: "message_event", Body: []byte(`{}`),
+			Status: EventQueued, SegmentMessageID: fmt.Sprintf("sp-%d", i), Payload: []byte(`{"n":` + strconv.Itoa(i) + `}`)})
+	}
+	if err := db.CommitProcessed(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if want := distinct - 2; p.Inserted != want || p.Queued != want || p.Duplicates != n-want {
+		t.Fatalf("inserted %d, queued %d, duplicates %d; want %d, %d, %d", p.Inserted, p.Queued, p.Duplicates, want, want, n-want)
+	}
+	rows, err := db.Reader().Query(`SELECT e.event_id, d.message_id FROM deliveries d JOIN email_events e ON e.id = d.ref_id WHERE e.inbox_id = ?`, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	seen := 0
+	for rows.Next() {
+		var eventID, messageID string
+		if err := rows.Scan(&eventID, &messageID); err != nil {
+			t.Fatal(err)
+		}
+		i, _ := strconv.Atoi(strings.TrimPrefix(eventID, "id-"))
+		if messageID != fmt.Sprintf("sp-%d", i) { // the first event with that id, not a later one
+			t.Errorf("event %s has the delivery of %s", eventID, messageID)
+		}
+		seen++
+	}
+	if seen != distinct-2 {
+		t.Fatalf("%d deliveries linked to this batch's events, want %d", seen, distinct-2)
 	}
 }

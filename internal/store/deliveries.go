@@ -60,20 +60,6 @@ type deliveryInserter struct {
 	queryRow func(query string, args ...any) *sql.Row
 }
 
-func prepareDeliveryInsert(tx *sql.Tx) (*preparedDeliveries, error) {
-	st, err := tx.Prepare(insertDeliverySQL)
-	if err != nil {
-		return nil, err
-	}
-	return &preparedDeliveries{st}, nil
-}
-
-type preparedDeliveries struct{ *sql.Stmt }
-
-func (p *preparedDeliveries) insert(now time.Time, d NewDelivery) (int64, error) {
-	return deliveryInserter{func(_ string, args ...any) *sql.Row { return p.QueryRow(args...) }}.insert(now, d)
-}
-
 func (i deliveryInserter) insert(now time.Time, d NewDelivery) (int64, error) {
 	if d.Status == "" {
 		d.Status = domain.StatusPending

@@ -227,54 +227,50 @@ func insertEvents(tx *sql.Tx, now time.Time, p *ProcessedBatch, events []*EmailE
 	if len(events) == 0 {
 		return c, nil
 	}
-	ins, err := tx.Prepare(`INSERT INTO email_events (tenant_id, source_id, inbox_id, event_id, type, wrapper, ts, recipient, message_id,
-		campaign_id, template_id, transmission_id, subaccount_id, bounce_class, body, status, reason, segment_message_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))
-		ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id`)
-	if err != nil {
-		return c, err
-	}
-	defer ins.Close()
-	insDelivery, err := prepareDeliveryInsert(tx)
-	if err != nil {
-		return c, err
-	}
-	defer insDelivery.Close()
+	g := newGroupInserter(tx)
+	defer g.close()
 	b := p.Batch
 	start, size := time.Now(), 0
-	for _, e := range events {
-		next := len(e.Body) + len(e.Payload)
-		if lim.full(c.taken, size, next, start) {
+	deliveries := make([]NewDelivery, 0, insertGroup)
+	for c.taken < len(events) {
+		// A group ends where the chunk does: lim is checked before each event, as it was when
+		// each event had a statement of its own.
+		from := c.taken
+		for c.taken < len(events) && c.taken-from < insertGroup {
+			next := len(events[c.taken].Body) + len(events[c.taken].Payload)
+			if lim.full(c.taken, size, next, start) {
+				break
+			}
+			c.taken, size = c.taken+1, size+next
+		}
+		if c.taken == from {
 			break
 		}
-		c.taken, size = c.taken+1, size+next
-		ts := e.Time
-		if ts.IsZero() {
-			ts = b.ReceivedAt
-		}
-		err := ins.QueryRow(b.TenantID, b.SourceID, b.ID, e.EventID, e.Type, e.Wrapper, toMillis(ts), e.Recipient, e.MessageID,
-			e.CampaignID, e.TemplateID, e.TransmissionID, e.SubaccountID, e.BounceClass, e.Body, e.Status, e.Reason, e.SegmentMessageID).Scan(&e.ID)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // seen before: stored once, sent once
-		} else if err != nil {
+		group := events[from:c.taken]
+		n, err := g.insertEvents(p, group)
+		if err != nil {
 			return c, err
 		}
-		c.inserted++
-		if e.Status != EventQueued {
-			continue
+		c.inserted += n
+		deliveries = deliveries[:0]
+		for _, e := range group {
+			if e.ID == 0 || e.Status != EventQueued {
+				continue // seen before (stored once, sent once), or not sent
+			}
+			d := NewDelivery{TenantID: b.TenantID, Target: p.Target, OriginID: b.SourceID, RefID: e.ID,
+				MessageID: e.SegmentMessageID, Payload: e.Payload, MaxAge: p.MaxAge}
+			if p.Paused {
+				d.Status = domain.StatusPaused
+			}
+			if p.NoKey {
+				d.Reason = domain.ReasonNoWriteKey
+			}
+			deliveries = append(deliveries, d)
 		}
-		d := NewDelivery{TenantID: b.TenantID, Target: p.Target, OriginID: b.SourceID, RefID: e.ID,
-			MessageID: e.SegmentMessageID, Payload: e.Payload, MaxAge: p.MaxAge}
-		if p.Paused {
-			d.Status = domain.StatusPaused
-		}
-		if p.NoKey {
-			d.Reason = domain.ReasonNoWriteKey
-		}
-		if _, err := insDelivery.insert(now, d); err != nil {
+		if err := g.insertDeliveries(now, deliveries); err != nil {
 			return c, err
 		}
-		c.queued++
+		c.queued += len(deliveries)
 	}
 	return c, nil
 }
