@@ -30,20 +30,31 @@ func duplicatesBatch(t *testing.T, db *DB, tenantID, sourceID, batchID string, e
 	return p
 }
 
-// TestCommitProcessedCountsDuplicates: an event id seen in an earlier batch or earlier in the same
-// batch is a duplicate; processing a batch a second time does not make its own events duplicates.
-func TestCommitProcessedCountsDuplicates(t *testing.T) {
+// duplicatesFixture opens a fresh database with one tenant and one source.
+func duplicatesFixture(t *testing.T) (*DB, *Tenant, *Source) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := Open(ctx, filepath.Join(t.TempDir(), "dup.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	tn, _ := db.CreateTenant(ctx, "A")
+	t.Cleanup(func() { db.Close() })
+	tn, err := db.CreateTenant(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
 	src := &Source{ID: "src_aaaaaaaaaaaaaaaa", TenantID: tn.ID, Name: "p", Auth: "basic"}
 	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
 		t.Fatal(err)
 	}
+	return db, tn, src
+}
+
+// TestCommitProcessedCountsDuplicates: an event id seen in an earlier batch or earlier in the same
+// batch is a duplicate; processing a batch a second time does not make its own events duplicates.
+func TestCommitProcessedCountsDuplicates(t *testing.T) {
+	ctx := context.Background()
+	db, tn, src := duplicatesFixture(t)
 	p1 := duplicatesBatch(t, db, tn.ID, src.ID, "b1", "e1", "e2", "e1", "e1")
 	if p1.Inserted != 2 || p1.Duplicates != 2 {
 		t.Fatalf("b1: inserted %d, duplicates %d; want 2 and 2 (e1 twice again in the same batch)", p1.Inserted, p1.Duplicates)
@@ -141,16 +152,7 @@ func TestMigration0007FillsExistingBatches(t *testing.T) {
 // stored before are not, and every delivery points at the row of its own event.
 func TestGroupedInsertLinksEachDelivery(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "groups.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	tn, _ := db.CreateTenant(ctx, "A")
-	src := &Source{ID: "src_aaaaaaaaaaaaaaaa", TenantID: tn.ID, Name: "p", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
+	db, tn, src := duplicatesFixture(t)
 	duplicatesBatch(t, db, tn.ID, src.ID, "earlier", "id-5", "id-40") // stored before, never queued
 	b := &InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: "groups", Body: []byte(`[]`)}
 	if _, err := db.AddBatch(ctx, b); err != nil {
