@@ -95,9 +95,10 @@ func AppendEventJSON(dst []byte, e *store.EmailEvent) []byte {
 		}
 		first = false
 	}
-	// Stored bodies are valid JSON (the hook checks every batch), but one broken row must not
-	// break a page of ten thousand: check, then scan.
-	ok := json.Valid(e.Body) && source.EachMember(e.Body, func(key, val []byte) bool {
+	// Stored bodies are valid JSON (the hook checks every batch), but not always objects (an odd
+	// element such as [0] is stored whole, as invalid), and one broken row must not break a page
+	// of ten thousand: check, then scan.
+	ok := source.Kind(source.TrimSpace(e.Body)) == '{' && json.Valid(e.Body) && source.EachMember(e.Body, func(key, val []byte) bool {
 		switch string(key) {
 		case `"class"`, `"switchboard"`, `"timestamp"`, `"event_id"`:
 			return true // written below
