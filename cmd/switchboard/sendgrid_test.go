@@ -5,8 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/e2e"
 	"github.com/switchboard-hub/switchboard/internal/fakesegment"
+	"github.com/switchboard-hub/switchboard/internal/source/sendgrid"
 )
 
 // TestSendGridToSegmentEndToEnd runs the real binary: a tenant with a SparkPost source and a
@@ -32,8 +31,11 @@ func TestSendGridToSegmentEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	body, _ := json.Marshal(map[string]any{"name": "SendGrid", "provider": "sendgrid", "public_key": base64.StdEncoding.EncodeToString(der)})
+	pub, err := sendgrid.PublicKeyText(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"name": "SendGrid", "provider": "sendgrid", "public_key": pub})
 	status, created, err := s.Admin.Do("POST", "/api/v1/tenants/"+s.ID+"/sources", body)
 	var src struct {
 		ID         string
@@ -50,12 +52,11 @@ func TestSendGridToSegmentEndToEnd(t *testing.T) {
 	}
 	sign := func(body []byte) []string {
 		stamp := strconv.FormatInt(time.Now().Unix(), 10)
-		sum := sha256.Sum256(append([]byte(stamp), body...))
-		sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+		sig, err := sendgrid.Sign(key, stamp, body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return []string{"X-Twilio-Email-Event-Webhook-Signature", base64.StdEncoding.EncodeToString(sig), "X-Twilio-Email-Event-Webhook-Timestamp", stamp}
+		return []string{sendgrid.SignatureHeader, sig, sendgrid.TimestampHeader, stamp}
 	}
 	hook := &e2e.Client{Base: p.URL()}
 	if status, got, err := hook.Do("POST", "/hooks/sendgrid/"+src.ID, events); err != nil || status != 401 {

@@ -4,9 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -30,23 +27,22 @@ func newSendGridSigner(t *testing.T) *sendgridSigner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	pub, err := sendgrid.PublicKeyText(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sendgridSigner{key: key, PublicKey: base64.StdEncoding.EncodeToString(der)}
+	return &sendgridSigner{key: key, PublicKey: pub}
 }
 
 // headers returns the signature headers for body, signed at ts.
 func (s *sendgridSigner) headers(t *testing.T, body string, ts time.Time) []string {
 	t.Helper()
 	stamp := strconv.FormatInt(ts.Unix(), 10)
-	sum := sha256.Sum256([]byte(stamp + body))
-	sig, err := ecdsa.SignASN1(rand.Reader, s.key, sum[:])
+	sig, err := sendgrid.Sign(s.key, stamp, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []string{sendgrid.SignatureHeader, base64.StdEncoding.EncodeToString(sig), sendgrid.TimestampHeader, stamp}
+	return []string{sendgrid.SignatureHeader, sig, sendgrid.TimestampHeader, stamp}
 }
 
 // sendgridEvents is one SendGrid post: an event of each kind Segment receives, for user u-42.

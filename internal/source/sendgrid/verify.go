@@ -3,6 +3,7 @@ package sendgrid
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -54,13 +55,39 @@ func Verify(header func(string) string, body []byte, publicKey string, now time.
 	if err != nil {
 		return domain.Errorf(domain.EUNAUTHORIZED, "%s is not base64", SignatureHeader)
 	}
-	h := sha256.New()
-	h.Write([]byte(ts))
-	h.Write(body)
-	if !ecdsa.VerifyASN1(key, h.Sum(nil), der) {
+	if !ecdsa.VerifyASN1(key, digest(ts, body), der) {
 		return domain.Errorf(domain.EUNAUTHORIZED, "signature does not match the body and the source's public_key")
 	}
 	return nil
+}
+
+// digest is what SendGrid signs: SHA-256 of the timestamp header's text followed by the raw body.
+func digest(timestamp string, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(timestamp))
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// Sign signs body at timestamp (Unix seconds as text) as SendGrid's Signed Event Webhook does
+// and returns the value of SignatureHeader: Verify's counterpart, for tests and for tools that
+// replay posts to a signed source.
+func Sign(key *ecdsa.PrivateKey, timestamp string, body []byte) (string, error) {
+	der, err := ecdsa.SignASN1(rand.Reader, key, digest(timestamp, body))
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(der), nil
+}
+
+// PublicKeyText returns pub as SendGrid shows a verification key: base64 of its DER
+// SubjectPublicKeyInfo, the form a source's public_key takes.
+func PublicKeyText(pub *ecdsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(der), nil
 }
 
 // ParsePublicKey reads a Signed Event Webhook verification key as SendGrid shows it (base64

@@ -329,3 +329,26 @@ func TestCheckSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestSignIsVerifysCounterpart: what Sign makes with a key, Verify accepts with PublicKeyText
+// of it, and only for the body and timestamp signed.
+func TestSignIsVerifysCounterpart(t *testing.T) {
+	priv, _ := newKey(t)
+	pub, err := PublicKeyText(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub != publicKeyText(t, &priv.PublicKey) {
+		t.Fatalf("PublicKeyText = %q, not SendGrid's form", pub)
+	}
+	now := time.Unix(1700000000, 0)
+	ts := unixText(now)
+	sig, err := Sign(priv, ts, signedBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(headers(sig, ts), signedBody, pub, now); err != nil {
+		t.Fatalf("Verify(Sign(...)) = %v", err)
+	}
+	wantUnauthorized(t, Verify(headers(sig, ts), append([]byte(" "), signedBody...), pub, now), "signature does not match")
+}
