@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -90,18 +91,27 @@ func PublicKeyText(pub *ecdsa.PublicKey) (string, error) {
 	return base64.StdEncoding.EncodeToString(der), nil
 }
 
+// maxKeyText bounds a public_key's text: a source is shown with it on every read.
+const maxKeyText = 1024
+
 // ParsePublicKey reads a Signed Event Webhook verification key as SendGrid shows it (base64
 // of the DER SubjectPublicKeyInfo) or as PEM, and checks that it is an ECDSA P-256 key.
 func ParsePublicKey(text string) (*ecdsa.PublicKey, error) {
 	text = strings.TrimSpace(text)
-	if text == "" {
+	switch {
+	case text == "":
 		return nil, errors.New("no key")
+	case len(text) > maxKeyText:
+		return nil, fmt.Errorf("%d characters; a P-256 key is about 124 in base64, 180 as PEM", len(text))
 	}
 	var der []byte
 	if strings.HasPrefix(text, "-----BEGIN") {
-		block, _ := pem.Decode([]byte(text))
+		block, rest := pem.Decode([]byte(text))
 		if block == nil {
 			return nil, errors.New("not a PEM block")
+		}
+		if len(strings.TrimSpace(string(rest))) > 0 {
+			return nil, errors.New("text after the PEM block")
 		}
 		der = block.Bytes
 	} else {

@@ -265,6 +265,8 @@ func TestParsePublicKey(t *testing.T) {
 		{"P-384 PEM", publicKeyPEM(t, &p384.PublicKey), "not an ECDSA P-256 key"},
 		{"RSA", publicKeyText(t, &rsaKey.PublicKey), "not an ECDSA P-256 key"},
 		{"RSA PEM", publicKeyPEM(t, &rsaKey.PublicKey), "not an ECDSA P-256 key"},
+		{"PEM with text after it", publicKeyPEM(t, &priv.PublicKey) + strings.Repeat("x", 500), "text after the PEM block"},
+		{"huge", pub + strings.Repeat(" ", 1000) + pub, "1248 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
