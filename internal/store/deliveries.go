@@ -46,8 +46,27 @@ type NewDelivery struct {
 	Subject   string        // whom it is about (a workflow delivery's distinct id), if anyone
 }
 
-const insertDeliverySQL = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
-	next_at, expires_at, created_at, updated_at, subject) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, NULLIF(?, '')) RETURNING id`
+// A delivery row as inserted: insertDeliveriesHead, then one insertDeliveryRow per delivery
+// with the values of NewDelivery.appendArgs.
+const (
+	insertDeliveriesHead = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
+	next_at, expires_at, created_at, updated_at, subject) VALUES `
+	insertDeliveryRow = `(?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, NULLIF(?, ''))`
+	insertDeliverySQL = insertDeliveriesHead + insertDeliveryRow + ` RETURNING id`
+)
+
+// appendArgs appends d's values for one insertDeliveryRow, created at now.
+func (d NewDelivery) appendArgs(args []any, now time.Time) []any {
+	if d.Status == "" {
+		d.Status = domain.StatusPending
+	}
+	next := d.NotBefore
+	if next.IsZero() {
+		next = now
+	}
+	return append(args, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
+		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now), d.Subject)
+}
 
 // InsertDelivery adds a delivery inside the caller's transaction, so that the outbox row commits
 // together with whatever caused it.
@@ -61,16 +80,8 @@ type deliveryInserter struct {
 }
 
 func (i deliveryInserter) insert(now time.Time, d NewDelivery) (int64, error) {
-	if d.Status == "" {
-		d.Status = domain.StatusPending
-	}
-	next := d.NotBefore
-	if next.IsZero() {
-		next = now
-	}
 	var id int64
-	err := i.queryRow(insertDeliverySQL, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
-		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now), d.Subject).Scan(&id)
+	err := i.queryRow(insertDeliverySQL, d.appendArgs(nil, now)...).Scan(&id)
 	return id, err
 }
 

@@ -4,8 +4,6 @@ import (
 	"database/sql"
 	"strings"
 	"time"
-
-	"github.com/switchboard-hub/switchboard/internal/domain"
 )
 
 // insertGroup is how many rows one INSERT statement of the processor carries. One statement per
@@ -63,10 +61,6 @@ const (
 		campaign_id, template_id, transmission_id, subaccount_id, bounce_class, body, status, reason, segment_message_id) VALUES `
 	insertEventsRow  = `(?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, NULLIF(?, ''), NULLIF(?, ''))`
 	insertEventsTail = ` ON CONFLICT (tenant_id, event_id) DO NOTHING RETURNING id, event_id`
-
-	insertDeliveriesHead = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
-		next_at, expires_at, created_at, updated_at) VALUES `
-	insertDeliveriesRow = `(?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?)`
 )
 
 // insertEvents stores group, events of p's batch, and sets the ID of each one that was new to
@@ -118,21 +112,13 @@ func (g *groupInserter) insertDeliveries(now time.Time, ds []NewDelivery) error 
 	if len(ds) == 0 {
 		return nil
 	}
-	st, err := g.stmt(g.deliveries, len(ds), insertDeliveriesHead, insertDeliveriesRow, "")
+	st, err := g.stmt(g.deliveries, len(ds), insertDeliveriesHead, insertDeliveryRow, "")
 	if err != nil {
 		return err
 	}
 	args := g.args[:0]
 	for _, d := range ds {
-		if d.Status == "" {
-			d.Status = domain.StatusPending
-		}
-		next := d.NotBefore
-		if next.IsZero() {
-			next = now
-		}
-		args = append(args, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
-			toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now))
+		args = d.appendArgs(args, now)
 	}
 	g.args = args
 	_, err = st.Exec(args...)
