@@ -49,14 +49,14 @@ func (f *Fields) Read(obj []byte, where func(f *Fields, name []byte) *[]byte) {
 }
 
 // Fill sets ev's indexed fields from f and returns what is wrong with them; typeName is the
-// provider's name of its type member, for the message. A campaign given as an array (SendGrid's
-// categories) is its first element.
+// provider's name of its type member, for the message. Each field is the text of a string or
+// number; any other JSON kind leaves it empty (a provider that sends arrays says what they mean).
 func (f *Fields) Fill(ev *Event, typeName string) (problems []string) {
 	ev.Type = ScalarText(f.Type)
 	ev.EventID = strings.TrimSpace(ScalarText(f.EventID))
 	ev.Recipient = ScalarText(f.Recipient)
 	ev.MessageID = ScalarText(f.MessageID)
-	ev.CampaignID = firstText(f.CampaignID)
+	ev.CampaignID = ScalarText(f.CampaignID)
 	ev.TemplateID = ScalarText(f.TemplateID)
 	if f.TemplateID == nil {
 		ev.TemplateID = ScalarText(f.TemplateAlt)
@@ -75,8 +75,8 @@ func (f *Fields) Fill(ev *Event, typeName string) (problems []string) {
 	return problems
 }
 
-// firstText is raw's text, or its first element's when raw is an array.
-func firstText(raw []byte) string {
+// FirstText is raw's text, or its first element's when raw is an array.
+func FirstText(raw []byte) string {
 	if Kind(TrimSpace(raw)) != '[' {
 		return ScalarText(raw)
 	}

@@ -42,6 +42,7 @@ func parseInto(ev *source.Event, e []byte) []string {
 	var f source.Fields
 	f.Read(e, field)
 	problems := f.Fill(ev, "event")
+	ev.CampaignID = source.FirstText(f.CampaignID) // category: a string or an array; the first is the campaign
 	ev.Wrapper = wrapper(ev.Type)
 	return problems
 }
@@ -59,7 +60,7 @@ func field(f *source.Fields, name []byte) *[]byte {
 		return &f.Recipient
 	case "sg_message_id":
 		return &f.MessageID
-	case "category": // a string or an array: the first category is the campaign
+	case "category":
 		return &f.CampaignID
 	case "template_id":
 		return &f.TemplateID
