@@ -25,7 +25,7 @@ type deliveryOut struct {
 func (s *Server) listDeliveries(c *gin.Context) {
 	f := store.DeliveryFilter{TenantID: tenantOf(c).ID, Target: c.Query("target"), Status: c.Query("status"), Limit: defaultLimit}
 	if f.Target != "" && !slices.Contains(domain.Targets, f.Target) {
-		s.fail(c, domain.Errorf(domain.EINVALID, "target: must be segment or workflow"))
+		s.fail(c, domain.Errorf(domain.EINVALID, "target: must be %s", strings.Join(domain.Targets, " or ")))
 		return
 	}
 	if f.Status != "" && !slices.Contains(domain.Statuses, f.Status) {
@@ -89,7 +89,7 @@ func (s *Server) retryDeliveries(c *gin.Context) {
 	f.Status = *in.Status
 	if in.Target != nil {
 		if !slices.Contains(domain.Targets, *in.Target) {
-			s.fail(c, domain.Errorf(domain.EINVALID, "target: must be segment or workflow"))
+			s.fail(c, domain.Errorf(domain.EINVALID, "target: must be %s", strings.Join(domain.Targets, " or ")))
 			return
 		}
 		f.Target = *in.Target

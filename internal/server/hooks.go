@@ -165,7 +165,8 @@ func matchCredential(creds []store.SourceCredential, user, secret string) *store
 }
 
 // oauthToken is the OAuth2 client-credentials token endpoint that SparkPost's and SendGrid's
-// OAuth 2.0 webhook auth calls for an `oauth2` source. The client id and secret come form-encoded, as JSON, or as HTTP Basic.
+// OAuth 2.0 webhook auth calls for an `oauth2` source. The client id and secret come
+// form-encoded, as JSON, or as HTTP Basic.
 func (s *Server) oauthToken(c *gin.Context) {
 	var in struct {
 		GrantType    string `json:"grant_type"`

@@ -16,9 +16,9 @@ import (
 )
 
 // Processor is the worker between the inbox and the outbox: it splits each committed webhook
-// batch into events with its source's Provider, maps them to Segment track calls and commits events and deliveries with
-// store.CommitProcessed: in short background transactions that every tenant's webhook acks go
-// ahead of, the batch's "processed" mark with the last one. A crash anywhere means the batch is
+// batch into events with its source's Provider, maps them to Segment track calls and commits
+// events and deliveries with store.CommitProcessed: in short background transactions that
+// every tenant's webhook acks go ahead of, the batch's "processed" mark with the last one. A crash anywhere means the batch is
 // simply done again; what was committed before it is recognised by event_id, never stored or
 // queued twice.
 type Processor struct {

@@ -8,8 +8,8 @@ import (
 )
 
 // EventFilter selects stored email events (every provider's) with the filters of SparkPost's
-// Events API (SPEC §5.5). A list matches any of its values; an empty list does not filter. Campaigns and
-// Templates take SparkPost's `*` wildcard ("spring-*").
+// Events API (SPEC §5.5). A list matches any of its values; an empty list does not filter.
+// Campaigns and Templates take SparkPost's `*` wildcard ("spring-*").
 type EventFilter struct {
 	TenantID      string
 	Types         []string
@@ -307,8 +307,8 @@ func (db *DB) EmailEvents(ctx context.Context, f EventFilter) ([]*EmailEvent, er
 }
 
 // CountEmailEvents returns how many events f selects, ignoring its cursor. A search by time and
-// type alone adds up the hourly counts (see email_event_counts.go); the others count through the index
-// of their driving filter, which narrows them to few rows.
+// type alone adds up the hourly counts (see email_event_counts.go); the others count through
+// the index of their driving filter, which narrows them to few rows.
 func (db *DB) CountEmailEvents(ctx context.Context, f EventFilter) (int, error) {
 	if q, args, ok := f.rolledCount(); ok {
 		var n int
