@@ -249,7 +249,7 @@ func (enc *csvEncoder) event(e *store.EmailEvent) {
 
 // writeCell writes one field, quoted (RFC 4180) when it holds a comma, quote or line break.
 func (enc *csvEncoder) writeCell(b []byte) {
-	if bytes.IndexAny(b, ",\"\r\n") < 0 {
+	if !bytes.ContainsAny(b, ",\"\r\n") {
 		enc.w.Write(b)
 		return
 	}
