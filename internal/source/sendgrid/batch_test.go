@@ -3,8 +3,6 @@ package sendgrid
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,21 +10,8 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
-
-// mustElems reads a testdata batch and splits it, failing the test on any error.
-func mustElems(tb testing.TB, name string) []json.RawMessage {
-	tb.Helper()
-	body, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	elems, ping, err := SplitBatch(body)
-	if err != nil || ping {
-		tb.Fatalf("SplitBatch(%s) = ping %v, err %v", name, ping, err)
-	}
-	return elems
-}
 
 func TestSplitBatch(t *testing.T) {
 	tests := []struct {
@@ -102,7 +87,7 @@ func TestSplitBatchReturnsSubSlicesInOrder(t *testing.T) {
 }
 
 func TestSplitBatchFixture(t *testing.T) {
-	elems := mustElems(t, "events.json")
+	elems := sourcetest.Elems(t, Provider, "events.json")
 	want := []string{"processed", "deferred", "delivered", "open", "click", "bounce", "bounce",
 		"dropped", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"}
 	if len(elems) != len(want) {
@@ -117,7 +102,7 @@ func TestSplitBatchFixture(t *testing.T) {
 }
 
 func TestParseEventFields(t *testing.T) {
-	elems := mustElems(t, "events.json")
+	elems := sourcetest.Elems(t, Provider, "events.json")
 	const (
 		msgA = "LRzXl66ATtKHYbDQ4ZJkYA.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0"
 		msgB = "6QHkbXmTRtuLwAQ2r9PsFA.filterdrecv-5645d9c87f-8fxnb-1-6553A1E0-22.0"
@@ -220,7 +205,7 @@ func TestParseEventWrapper(t *testing.T) {
 }
 
 func TestParseEventOddElements(t *testing.T) {
-	elems := mustElems(t, "odd-elements.json")
+	elems := sourcetest.Elems(t, Provider, "odd-elements.json")
 	tests := []struct {
 		wantErr string // substring of ParseError; "" = a clean parse
 		typ     string

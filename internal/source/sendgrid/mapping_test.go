@@ -1,7 +1,6 @@
 package sendgrid
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
 
 // event parses one element, failing on a parse error.
@@ -36,7 +36,7 @@ func typed(tb testing.TB, typ string) source.Event {
 func fixture(tb testing.TB) []source.Event {
 	tb.Helper()
 	var evs []source.Event
-	for _, e := range mustElems(tb, "events.json") {
+	for _, e := range sourcetest.Elems(tb, Provider, "events.json") {
 		ev := ParseEvent(e)
 		if ev.ParseError != "" {
 			tb.Fatalf("fixture element %s: %s", e, ev.ParseError)
@@ -374,31 +374,13 @@ func checkOriginalsKept(tb testing.TB, ev source.Event, props map[string]any) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if compact(tb, got) != compact(tb, raw) {
+		if sourcetest.Compact(tb, got) != sourcetest.Compact(tb, raw) {
 			tb.Errorf("%s: properties[%s] encodes as %s, sent as %s", ev.Type, k, got, raw)
 		}
 	}
 	if _, ok := props[source.TruncatedKey]; ok {
 		tb.Errorf("%s: a small event was truncated", ev.Type)
 	}
-}
-
-// compact re-encodes JSON with sorted keys, no whitespace and no HTML escaping, for comparisons.
-func compact(tb testing.TB, raw []byte) string {
-	tb.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		tb.Fatalf("invalid JSON %s: %v", raw, err)
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		tb.Fatal(err)
-	}
-	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 func TestMapEventsAllowList(t *testing.T) {
@@ -429,7 +411,7 @@ func TestMapEventsAllowList(t *testing.T) {
 }
 
 func TestMapInvalidEvent(t *testing.T) {
-	for _, e := range mustElems(t, "odd-elements.json") {
+	for _, e := range sourcetest.Elems(t, Provider, "odd-elements.json") {
 		ev := ParseEvent(e)
 		if ev.ParseError == "" {
 			continue

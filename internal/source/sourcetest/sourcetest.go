@@ -3,6 +3,7 @@
 package sourcetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -83,4 +84,41 @@ func CheckBody(t *testing.T, p source.Provider, body []byte, settings []domain.S
 			}
 		}
 	}
+}
+
+// Elems reads testdata/name of the calling package and splits it with p, failing tb unless it
+// is a batch of events (not an error, not a ping).
+func Elems(tb testing.TB, p source.Provider, name string) []json.RawMessage {
+	tb.Helper()
+	body, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	elems, ping, err := p.Split(body)
+	if err != nil || ping {
+		tb.Fatalf("%s's Split(%s) = ping %v, err %v", p.Title(), name, ping, err)
+	}
+	return elems
+}
+
+// Compact re-encodes JSON with sorted keys, no whitespace and no HTML escaping, numbers as
+// written, so that two encodings of one value compare equal.
+func Compact(tb testing.TB, raw []byte) string {
+	tb.Helper()
+	if !json.Valid(raw) { // the decoder would take a first value and leave the rest unread
+		tb.Fatalf("invalid JSON %s", raw)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		tb.Fatalf("invalid JSON %s: %v", raw, err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
 }

@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,21 +12,8 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
-
-// mustElems reads a testdata batch and splits it, failing the test on any error.
-func mustElems(tb testing.TB, name string) []json.RawMessage {
-	tb.Helper()
-	body, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	elems, ping, err := SplitBatch(body)
-	if err != nil || ping {
-		tb.Fatalf("SplitBatch(%s) = ping %v, err %v", name, ping, err)
-	}
-	return elems
-}
 
 func TestSplitBatch(t *testing.T) {
 	tests := []struct {
@@ -91,7 +76,7 @@ func TestSplitBatchKeepsElementBytes(t *testing.T) {
 }
 
 func TestParseEventFields(t *testing.T) {
-	elems := mustElems(t, "batch-mixed.json")
+	elems := sourcetest.Elems(t, Provider, "batch-mixed.json")
 	tests := []struct {
 		idx  int
 		want source.Event // Body, EventID of hashed events and ParseError are checked apart
@@ -191,7 +176,7 @@ func TestParseEventTimestamp(t *testing.T) {
 }
 
 func TestParseEventOddElements(t *testing.T) {
-	elems := mustElems(t, "odd-elements.json")
+	elems := sourcetest.Elems(t, Provider, "odd-elements.json")
 	tests := []struct {
 		wantErr     string // substring of ParseError
 		wantWrapper string

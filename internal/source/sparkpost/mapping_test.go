@@ -1,7 +1,6 @@
 package sparkpost
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +14,7 @@ import (
 	"github.com/segmentio/analytics-go/v3"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
 
 // event builds a parsed event from the inner object's JSON, failing on a parse error.
@@ -201,7 +201,7 @@ func TestMessageID(t *testing.T) {
 }
 
 func TestMapProperties(t *testing.T) {
-	elems := mustElems(t, "batch-mixed.json")
+	elems := sourcetest.Elems(t, Provider, "batch-mixed.json")
 	tests := []struct {
 		idx     int
 		want    map[string]any // spec keys and a few originals that must survive exactly
@@ -251,7 +251,7 @@ func TestMapProperties(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if k != "campaign_id" && compact(t, got) != compact(t, raw) {
+			if k != "campaign_id" && sourcetest.Compact(t, got) != sourcetest.Compact(t, raw) {
 				t.Errorf("element %d: properties[%s] encodes as %s, sent as %s", tt.idx, k, got, raw)
 			}
 		}
@@ -259,27 +259,6 @@ func TestMapProperties(t *testing.T) {
 			t.Errorf("element %d: small event was truncated", tt.idx)
 		}
 	}
-}
-
-// compact re-encodes JSON with sorted keys, no whitespace and no HTML escaping, for comparisons.
-func compact(tb testing.TB, raw []byte) string {
-	tb.Helper()
-	if !json.Valid(raw) {
-		tb.Fatalf("invalid JSON %s", raw)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		tb.Fatal(err)
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		tb.Fatal(err)
-	}
-	return strings.TrimSuffix(buf.String(), "\n")
 }
 
 func TestMapLinkIDPrefersLinkName(t *testing.T) {
@@ -302,7 +281,7 @@ func TestMapNumericCampaignIsSpecString(t *testing.T) {
 }
 
 func TestMapContextAndTimestamp(t *testing.T) {
-	elems := mustElems(t, "batch-mixed.json")
+	elems := sourcetest.Elems(t, Provider, "batch-mixed.json")
 	integration := map[string]any{"name": "sparkpost", "version": "1.0.0"}
 	tests := []struct {
 		idx  int
