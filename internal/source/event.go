@@ -166,3 +166,14 @@ func SetProperty(props map[string]any, key, val string) {
 		props[key] = val
 	}
 }
+
+// Context returns the Segment context every provider's track call starts with: the
+// integration that sent it (context.integration) and, when known, the recipient's email as a
+// trait. Providers add the reader's ip and user agent to it for engagement events.
+func Context(integration, version, email string) map[string]any {
+	ctx := map[string]any{"integration": map[string]any{"name": integration, "version": version}}
+	if email != "" {
+		ctx["traits"] = map[string]any{"email": email}
+	}
+	return ctx
+}

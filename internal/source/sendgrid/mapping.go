@@ -136,12 +136,7 @@ func setSpecProperties(props map[string]any, ev source.Event) {
 // buildContext fills Segment's context: the integration, the recipient's email as a trait,
 // and for engagement events the reader's ip and user agent.
 func buildContext(typ, email string, props map[string]any) map[string]any {
-	ctx := map[string]any{
-		"integration": map[string]any{"name": domain.ProviderSendGrid, "version": IntegrationVersion},
-	}
-	if email != "" {
-		ctx["traits"] = map[string]any{"email": email}
-	}
+	ctx := source.Context(domain.ProviderSendGrid, IntegrationVersion, email)
 	if !isEngagement(typ) {
 		return ctx
 	}

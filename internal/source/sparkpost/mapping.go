@@ -119,12 +119,7 @@ func setSpecProperties(props map[string]any, ev source.Event) {
 // buildContext fills Segment's context. Only engagement events carry the reader's ip and
 // user agent; on other types ip_address is a mail server's, which would mislocate the user.
 func buildContext(typ, email string, props map[string]any) map[string]any {
-	ctx := map[string]any{
-		"integration": map[string]any{"name": "sparkpost", "version": IntegrationVersion},
-	}
-	if email != "" {
-		ctx["traits"] = map[string]any{"email": email}
-	}
+	ctx := source.Context(domain.ProviderSparkPost, IntegrationVersion, email)
 	if !isEngagement(typ) {
 		return ctx
 	}
