@@ -96,13 +96,16 @@ func TestSendGridSourceAdmin(t *testing.T) {
 	if status != 200 || got["provider"] != "sendgrid" || got["public_key"] != signer.PublicKey || got["auth"] != "signature" {
 		t.Fatalf("GET signed source: %d %s", status, body)
 	}
+	rotated := newSendGridSigner(t)
 	for _, sc := range []Scenario{
 		{Name: "a signature source has no credentials to rotate", Method: "POST", URL: base + "/" + signed.ID + "/rotate", Token: ta,
-			ExpectedStatus: 400},
+			ExpectedStatus: 400, ExpectedContent: []string{"has no credentials to rotate"}},
 		{Name: "the key of a signature source cannot be removed", Method: "PATCH", URL: base + "/" + signed.ID, Token: ta, Body: `{"public_key": ""}`,
 			ExpectedStatus: 400, ExpectedContent: []string{"public_key: required"}},
 		{Name: "auth cannot change", Method: "PATCH", URL: base + "/" + signed.ID, Token: ta, Body: `{"auth": "basic"}`,
 			ExpectedStatus: 400, ExpectedContent: []string{"auth: cannot be changed"}},
+		{Name: "the key is replaced (SendGrid made a new one)", Method: "PATCH", URL: base + "/" + signed.ID, Token: ta,
+			Body: `{"public_key": "` + rotated.PublicKey + `"}`, ExpectedStatus: 200, ExpectedContent: []string{rotated.PublicKey}},
 	} {
 		sc.Run(t, app)
 	}
