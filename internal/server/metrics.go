@@ -56,14 +56,19 @@ func hasTenantLabel(m *dto.Metric) bool {
 // MetricsHandler serves every series, tenant-level ones included: for the operator's own
 // listener (SWITCHBOARD_METRICS_ADDR), which must not face the internet.
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(s.Registry, metricsOpts)
 }
+
+// metricsOpts serve what can be gathered when a collector fails: the gauges read from the
+// database (outbox, inbox) fail when it does, which is when the HTTP and process series are
+// needed most.
+var metricsOpts = promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}
 
 // metrics answers GET /metrics: series labelled by tenant only to a request with a valid
 // operator token, the rest to anyone.
 func (s *Server) metricsRoute() gin.HandlerFunc {
 	full := s.MetricsHandler()
-	public := promhttp.HandlerFor(publicGatherer{s.Registry}, promhttp.HandlerOpts{})
+	public := promhttp.HandlerFor(publicGatherer{s.Registry}, metricsOpts)
 	return func(c *gin.Context) {
 		if s.isOperator(c.Request) {
 			full.ServeHTTP(c.Writer, c.Request)

@@ -38,3 +38,26 @@ func TestMetricsLabelsAndVisibility(t *testing.T) {
 		t.Fatal("a tenant token sees other tenants' series")
 	}
 }
+
+// failingCollector stands for a gauge read from a database that is down.
+type failingCollector struct{ desc *prometheus.Desc }
+
+func (c failingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c failingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(c.desc, fmt.Errorf("database is gone"))
+}
+
+// TestMetricsSurviveAFailingCollector: a gauge that cannot be read (the database is down)
+// leaves the other series served, to the operator and to anyone.
+func TestMetricsSurviveAFailingCollector(t *testing.T) {
+	app := NewTestApp(t)
+	app.Server.Registry.MustRegister(failingCollector{prometheus.NewDesc("test_db_gauge", "x", nil, nil)})
+	app.Do("GET", "/healthz", "", nil)
+	for _, token := range []string{"", app.OperatorToken()} {
+		status, body, _ := app.Do("GET", "/metrics", token, nil)
+		if status != 200 || !strings.Contains(string(body), "switchboard_http_requests_total") {
+			t.Fatalf("/metrics (operator %v) with a failing collector: %d, HTTP series there: %v", token != "", status,
+				strings.Contains(string(body), "switchboard_http_requests_total"))
+		}
+	}
+}
