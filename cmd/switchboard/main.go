@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -206,6 +207,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 		DB: db, Tokens: tokens, Box: box, Log: log, Registry: reg,
 		PublicURL: publicURL, SegmentEndpoint: cfg.SegmentEndpoint, Outbound: guard,
 		MaxConnections: limits.maxConnections, MaxBatchEvents: limits.maxBatchEvents,
+		Sources: server.SourceConfig{InboxBacklog: int64(limits.inboxBacklogMB) << 20},
 	}, app.Options{})
 	if err != nil {
 		return err
@@ -239,7 +241,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 		if err != nil {
 			return fmt.Errorf("SWITCHBOARD_METRICS_ADDR: %w", err)
 		}
-		msrv := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: server.MaxHeaderBytes}
+		msrv := &http.Server{Handler: operatorMux(srv.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: server.MaxHeaderBytes}
 		go msrv.Serve(mln)
 		defer msrv.Close()
 		log.Info("metrics listening", "addr", mln.Addr().String())
@@ -251,6 +253,19 @@ func serve(ctx context.Context, args []string, stdout io.Writer, stderr *os.File
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// operatorMux is the private operator listener: every metric series, and Go's profiler under
+// /debug/pprof/ (CPU, heap, goroutines, for finding where the time goes under load).
+func operatorMux(metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", metrics)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 func token(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) error {

@@ -34,11 +34,14 @@ func Build(moduleRoot, outDir string) (string, error) {
 
 // Proc is a running `switchboard serve`.
 type Proc struct {
-	Cmd    *exec.Cmd
-	Addr   string // host:port it listens on
-	Stdout *Buffer
-	Stderr *Buffer
-	pipe   *io.PipeWriter
+	Cmd  *exec.Cmd
+	Addr string // host:port it listens on
+	// MetricsAddr is the operator listener's host:port (metrics and /debug/pprof/), when serve
+	// was started with --metrics-addr.
+	MetricsAddr string
+	Stdout      *Buffer
+	Stderr      *Buffer
+	pipe        *io.PipeWriter
 }
 
 // Buffer is a bytes.Buffer safe for one writer and concurrent readers.
@@ -60,7 +63,10 @@ func (l *Buffer) String() string {
 	return l.b.String()
 }
 
-var listening = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+var (
+	listening        = regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
+	metricsListening = regexp.MustCompile(`"msg":"metrics listening","addr":"([^"]+)"`)
+)
 
 // Start runs `bin serve` on 127.0.0.1:0 with dataDir and waits until it listens. The fake
 // Segment and workflow receivers of tests and benchmarks listen on loopback, so outbound calls
@@ -86,6 +92,9 @@ func StartArgs(bin, dataDir string, args []string, env ...string) (*Proc, error)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
+			if m := metricsListening.FindStringSubmatch(sc.Text()); m != nil {
+				p.MetricsAddr = m[1] // logged before "listening", read after it
+			}
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				found <- m[1]
 				break
