@@ -45,6 +45,8 @@ func segmentLoad(ctx context.Context, bin, dir, name string, phase time.Duration
 	}
 	hook := &e2e.Client{Base: op.Base, Token: dst.APIKey, HTTP: httpClient(clients)}
 	cpu := p.CPUSeconds()
+	prof := startProfile(p, name, phase)
+	defer prof()
 	var seq, acked atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration

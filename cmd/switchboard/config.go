@@ -25,6 +25,7 @@ type Config struct {
 	MetricsAddr     string
 	MaxConnections  string
 	MaxBatchEvents  string
+	InboxBacklogMB  string
 }
 
 // option is one row of the configuration table: its variable, its flag and its default.
@@ -47,6 +48,7 @@ var options = []option{
 	{"SWITCHBOARD_METRICS_ADDR", "metrics-addr", "", "a second address serving /metrics with every tenant-level series, for the operator's scraper (never expose it); the public /metrics shows those series to an operator token only", false, func(c *Config) *string { return &c.MetricsAddr }},
 	{"SWITCHBOARD_MAX_CONNECTIONS", "max-connections", "4096", "open client connections at most", false, func(c *Config) *string { return &c.MaxConnections }},
 	{"SWITCHBOARD_MAX_BATCH_EVENTS", "max-batch-events", "10000", "events in one SparkPost batch at most (413 past it; SparkPost sends up to about 1,000)", false, func(c *Config) *string { return &c.MaxBatchEvents }},
+	{"SWITCHBOARD_INBOX_BACKLOG_MB", "inbox-backlog-mb", "128", "MiB of one tenant's webhook batches that may wait to be processed; past it the tenant's hooks answer 503 with Retry-After (SparkPost and SendGrid retry) until the processor catches up", false, func(c *Config) *string { return &c.InboxBacklogMB }},
 	{"SWITCHBOARD_OUTBOUND_ALLOW", "outbound-allow", "", "comma-separated CIDRs that workflow URLs, Segment endpoints and back-fill base URLs may reach although private (loopback, RFC 1918, link-local, …); empty refuses them all", false, func(c *Config) *string { return &c.OutboundAllow }},
 }
 
@@ -85,7 +87,7 @@ func (c *Config) logger(w *os.File) (*slog.Logger, error) {
 
 // serveLimits are the numeric options of serve.
 type serveLimits struct {
-	maxConnections, maxBatchEvents int
+	maxConnections, maxBatchEvents, inboxBacklogMB int
 }
 
 // limits parses the numeric options, naming the variable of a bad one.
@@ -94,7 +96,8 @@ func (c *Config) limits() (serveLimits, error) {
 	for _, o := range []struct {
 		env, v string
 		dst    *int
-	}{{"SWITCHBOARD_MAX_CONNECTIONS", c.MaxConnections, &l.maxConnections}, {"SWITCHBOARD_MAX_BATCH_EVENTS", c.MaxBatchEvents, &l.maxBatchEvents}} {
+	}{{"SWITCHBOARD_MAX_CONNECTIONS", c.MaxConnections, &l.maxConnections}, {"SWITCHBOARD_MAX_BATCH_EVENTS", c.MaxBatchEvents, &l.maxBatchEvents},
+		{"SWITCHBOARD_INBOX_BACKLOG_MB", c.InboxBacklogMB, &l.inboxBacklogMB}} {
 		n, err := strconv.Atoi(strings.TrimSpace(o.v))
 		if err != nil || n < 1 {
 			return l, fmt.Errorf("%s: %q is not a positive whole number", o.env, o.v)

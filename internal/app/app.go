@@ -65,6 +65,9 @@ func New(cfg server.Config, opt Options) (*App, error) {
 	}
 	a := &App{Engines: map[string]*delivery.Engine{}}
 	metrics := delivery.NewMetrics(cfg.Registry, cfg.DB)
+	if err := cfg.Registry.Register(writerCollector{cfg.DB}); err != nil {
+		return nil, err
+	}
 	if err := a.wireSources(&cfg, metrics, opt); err != nil {
 		return nil, err
 	}

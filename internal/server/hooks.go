@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -69,6 +70,13 @@ func (s *Server) hook(p source.Provider) gin.HandlerFunc {
 				return
 			}
 		}
+		if waiting, full := s.backlog.full(ctx, src.TenantID); full {
+			s.hookBudget.refused.WithLabelValues(refusedInboxBacklog).Inc()
+			c.Header("Retry-After", strconv.Itoa(backlogRetryAfter))
+			s.fail(c, domain.Errorf(domain.EUNAVAILABLE, "this tenant's batches waiting to be processed already hold %d MiB, its bound (%d MiB); retry shortly (%s retries refused batches, nothing is lost)",
+				waiting>>20, s.backlog.limit>>20, p.Title()))
+			return
+		}
 		if !utf8.Valid(body) {
 			s.fail(c, domain.Errorf(domain.EINVALID, "request body is not valid UTF-8"))
 			return
@@ -104,6 +112,7 @@ func (s *Server) hook(p source.Provider) gin.HandlerFunc {
 			c.PureJSON(http.StatusOK, gin.H{"accepted": 0, "duplicate": true, "batch_id": b.BatchID})
 			return
 		}
+		s.backlog.added(src.TenantID, len(body))
 		if s.Sources.BatchCommitted != nil {
 			s.Sources.BatchCommitted()
 		}

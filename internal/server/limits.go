@@ -92,7 +92,7 @@ func newHookBudget(cfg Config, reg prometheus.Registerer) *hookBudget {
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_hook_bodies_refused_total",
-			Help: "Authenticated hook requests refused for room (tenant_share, server_budget: 503) or cut off for a slow body (slow_body: 408).",
+			Help: "Authenticated hook requests refused for room (tenant_share, server_budget: 503), for the tenant's unprocessed batches (inbox_backlog: 503) or cut off for a slow body (slow_body: 408).",
 		}, []string{"reason"}),
 		tenants: map[string]*tenantBudget{},
 	}
@@ -102,7 +102,7 @@ func newHookBudget(cfg Config, reg prometheus.Registerer) *hookBudget {
 	if b.rate <= 0 {
 		b.rate = DefaultHookBodyRate
 	}
-	for _, r := range []string{refusedTenantShare, refusedServerBudget, refusedSlowBody} {
+	for _, r := range []string{refusedTenantShare, refusedServerBudget, refusedSlowBody, refusedInboxBacklog} {
 		b.refused.WithLabelValues(r)
 	}
 	reg.MustRegister(b.reserved, b.refused)

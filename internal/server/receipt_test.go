@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchboard-hub/switchboard/internal/server"
 	"github.com/switchboard-hub/switchboard/internal/source"
 )
 
@@ -169,10 +172,73 @@ func TestInboxBacklogGauges(t *testing.T) {
 	if got := gauge("switchboard_inbox_oldest_unprocessed_age_seconds"); got == "0" || strings.HasPrefix(got, "-") {
 		t.Fatalf("oldest age with a batch waiting: %s", got)
 	}
+	background := `switchboard_store_writer_transactions_total{lane="background"}`
+	before, _ := strconv.Atoi(gauge(background))
 	if n, err := r.proc.ProcessOnce(t.Context()); err != nil || n != 2 {
 		t.Fatalf("ProcessOnce = %d, %v", n, err)
 	}
 	if b, a := gauge("switchboard_inbox_unprocessed_batches"), gauge("switchboard_inbox_oldest_unprocessed_age_seconds"); b != "0" || a != "0" {
 		t.Fatalf("after processing: backlog %s, age %s", b, a)
+	}
+	// Processing writes in the writer's background lane, and /metrics shows its transactions.
+	if after, _ := strconv.Atoi(gauge(background)); after < before+2 {
+		t.Fatalf("%s went from %d to %d over processing two batches", background, before, after)
+	}
+	if got := gauge(`switchboard_store_writer_busy_seconds_total{lane="foreground"}`); got == "0" {
+		t.Fatal("the writer's foreground lane shows no busy time after two hook commits")
+	}
+}
+
+// A tenant whose batches waiting to be processed reach its bound is told to come back (503 with
+// Retry-After) instead of growing the inbox; another tenant's hooks go on, and once the processor
+// has caught up the tenant's next batch is taken.
+func TestInboxBacklogBound(t *testing.T) {
+	app := NewTestApp(t, func(c *server.Config) { c.Sources.InboxBacklog = 300 }) // bytes: about two small batches
+	proc := app.App.Processor                                                     // driven by the test: the app is not started
+	type sender struct {
+		rig *receiptRig
+		n   int
+	}
+	newSender := func(name string) *sender {
+		tn := app.Tenant(name)
+		r := &receiptRig{app: app, tid: tn.ID, token: app.TenantToken(tn)}
+		r.src = app.createSource(r.token, tn.ID, `{"name": "prod"}`)
+		return &sender{rig: r}
+	}
+	post := func(s *sender) (int, []byte, http.Header) {
+		s.n++
+		batch := fmt.Sprintf(`[{"msys":{"message_event":{"type":"delivery","event_id":"%s-%d","timestamp":"1460989507","rcpt_to":"a@example.com","rcpt_meta":{"user_id":"u1"}}}}]`, s.rig.tid, s.n)
+		return app.Do("POST", "/hooks/sparkpost/"+s.rig.src.ID, "", batch,
+			"Authorization", basicAuth(s.rig.src.Credentials.Username, s.rig.src.Credentials.Password))
+	}
+	a, b := newSender("A"), newSender("B")
+	for i := 0; ; i++ {
+		status, body, h := post(a)
+		if status == 200 {
+			if i > 2 {
+				t.Fatalf("batch %d of about 200 bytes accepted past a 300-byte bound", i+1)
+			}
+			continue
+		}
+		if status != 503 || h.Get("Retry-After") != "5" || !strings.Contains(string(body), "waiting to be processed") {
+			t.Fatalf("over the bound: %d %s (Retry-After %q), want 503 naming the backlog", status, body, h.Get("Retry-After"))
+		}
+		if i < 1 {
+			t.Fatalf("the first batch was refused: %s", body)
+		}
+		break
+	}
+	if status, body, _ := post(b); status != 200 {
+		t.Fatalf("another tenant's batch while A is over its bound: %d %s", status, body)
+	}
+	if _, err := proc.ProcessOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := post(a); status != 200 {
+		t.Fatalf("after the processor caught up: %d %s", status, body)
+	}
+	_, metrics, _ := app.Do("GET", "/metrics", "", nil)
+	if !strings.Contains(string(metrics), `switchboard_hook_bodies_refused_total{reason="inbox_backlog"} 1`) {
+		t.Fatal("/metrics does not count the refusal under reason inbox_backlog")
 	}
 }

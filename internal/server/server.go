@@ -96,6 +96,7 @@ type Server struct {
 	engine     *gin.Engine
 	metrics    *httpMetrics
 	hookBudget *hookBudget
+	backlog    *backlogGate
 	authFails  *authLimiter
 	eventReads *eventReads
 }
@@ -118,7 +119,8 @@ func New(cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), authFails: newAuthLimiter(), hookBudget: newHookBudget(cfg, cfg.Registry)}
+	s := &Server{Config: cfg, metrics: newHTTPMetrics(cfg.Registry), authFails: newAuthLimiter(), hookBudget: newHookBudget(cfg, cfg.Registry),
+		backlog: newBacklogGate(cfg.Sources.InboxBacklog, cfg.DB.InboxBacklogBytes)}
 	s.eventReads = newEventReads(cfg.EventReads, cfg.DB, cfg.Registry)
 	s.engine = s.routes()
 	return s

@@ -19,6 +19,10 @@ type SourceConfig struct {
 	BatchCommitted func()
 	// Backfill runs back-fill jobs; nil answers back-fill requests with 503.
 	Backfill *sparkpost.BackfillRunner
+	// InboxBacklog bounds one tenant's batches waiting to be processed, in body bytes: past it
+	// the tenant's hooks answer 503 until the processor catches up (DefaultInboxBacklog when 0;
+	// negative: no bound).
+	InboxBacklog int64
 }
 
 // credentialOverlap is how long old credentials keep working after a rotation (SPEC §4.2).

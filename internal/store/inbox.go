@@ -57,6 +57,28 @@ func (db *DB) InboxBacklog(ctx context.Context) (batches int64, oldest time.Time
 	return batches, oldest, nil
 }
 
+// InboxBacklogBytes returns the body bytes of the batches that wait to be processed, by tenant
+// (tenants with none are absent); tenantID, when not empty, limits it to that tenant. It reads
+// only the waiting rows (the inbox_unprocessed index) and their lengths, never a body.
+func (db *DB) InboxBacklogBytes(ctx context.Context, tenantID string) (map[string]int64, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT tenant_id, SUM(length(body)) FROM inbox INDEXED BY inbox_unprocessed
+		WHERE processed_at IS NULL AND (?1 = '' OR tenant_id = ?1) GROUP BY tenant_id`, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var tid string
+		var n int64
+		if err := rows.Scan(&tid, &n); err != nil {
+			return nil, err
+		}
+		out[tid] = n
+	}
+	return out, rows.Err()
+}
+
 // UnprocessedBatches returns up to limit batches not yet split into events, oldest first.
 func (db *DB) UnprocessedBatches(ctx context.Context, limit int) ([]*InboxBatch, error) {
 	rows, err := db.reader.QueryContext(ctx, `SELECT id, tenant_id, source_id, COALESCE(batch_id, ''), body, received_at
