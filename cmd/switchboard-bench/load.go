@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,6 +312,11 @@ func sustained(ctx context.Context, bin, dir string, phase time.Duration, r *Rep
 		}
 	}
 	cpu, refused := p.CPUSeconds(), refusals.Load()
+	busy0, err := writerBusy(op)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
 	prof := startProfile(p, "sustained", phase)
 	events, _, elapsed, err := closedLoop(ts, phase, posters, batchEvents)
 	if err != nil {
@@ -323,6 +329,11 @@ func sustained(ctx context.Context, bin, dir string, phase time.Duration, r *Rep
 	if err != nil {
 		return err
 	}
+	busy1, err := writerBusy(op)
+	if err != nil {
+		return err
+	}
+	r.SustainedWriterBusy = (busy1 - busy0) / time.Since(start).Seconds()
 	r.SustainedPhaseS, r.SustainedDrainS = elapsed.Seconds(), drain.Seconds()
 	r.SustainedAcked = float64(events) / elapsed.Seconds()
 	r.SustainedIngest = float64(events) / (elapsed + drain).Seconds()
@@ -331,6 +342,27 @@ func sustained(ctx context.Context, bin, dir string, phase time.Duration, r *Rep
 	r.PeakRSSMiB = max(r.PeakRSSMiB, p.PeakRSSMiB())
 	_, err = p.Stop()
 	return err
+}
+
+// writerBusy reads the seconds the server's database writer has spent in transactions, both
+// lanes together, from /metrics.
+func writerBusy(op *e2e.Client) (float64, error) {
+	status, body, err := op.Do("GET", "/metrics", nil)
+	if err != nil || status != 200 {
+		return 0, fmt.Errorf("/metrics: %d %v", status, err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, "switchboard_store_writer_busy_seconds_total{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/metrics: %q: %v", line, err)
+			}
+			sum += f
+		}
+	}
+	return sum, nil
 }
 
 // drainInbox waits until the server's inbox holds no unprocessed batch (its /metrics gauge)

@@ -27,41 +27,42 @@ type Report struct {
 	CPUs      int       `json:"cpus"`
 	Phase     float64   `json:"phase_seconds"`
 
-	StoreCeiling       float64 `json:"store_insert_ceiling_events_per_s"`
-	Ingest             float64 `json:"sparkpost_ingest_events_per_s"`
-	IngestRequests     float64 `json:"sparkpost_ingest_batches_per_s"`
-	IngestP50          float64 `json:"sparkpost_ack_p50_ms"`
-	IngestP99          float64 `json:"sparkpost_ack_p99_ms"`
-	IngestDrainS       float64 `json:"sparkpost_ingest_drain_seconds"`
-	SustainedIngest    float64 `json:"sparkpost_sustained_ingest_events_per_s"`
-	SustainedAcked     float64 `json:"sparkpost_sustained_phase_acked_events_per_s"`
-	SustainedPhaseS    float64 `json:"sparkpost_sustained_phase_seconds"`
-	SustainedDrainS    float64 `json:"sparkpost_sustained_drain_seconds"`
-	SustainedRefused   int64   `json:"sparkpost_sustained_refused_batches"`
-	SustainedCPUus     float64 `json:"sparkpost_sustained_cpu_us_per_event"`
-	IngestCPUus        float64 `json:"sparkpost_ingest_cpu_us_per_event"`
-	Ingest100          float64 `json:"sparkpost_ingest_100_per_batch_events_per_s"`
-	Sustained100       float64 `json:"sparkpost_sustained_ingest_100_per_batch_events_per_s"`
-	Ingest100CPUus     float64 `json:"sparkpost_ingest_100_per_batch_cpu_us_per_event"`
-	HalfRateP50        float64 `json:"sparkpost_ack_p50_ms_at_half_rate"`
-	HalfRateP99        float64 `json:"sparkpost_ack_p99_ms_at_half_rate"`
-	Sweep              []Step  `json:"open_model_sweep"`
-	EndToEnd           float64 `json:"end_to_end_events_per_s"`
-	EndToEndSent       int     `json:"end_to_end_events"`
-	EndToEndLost       int     `json:"end_to_end_lost"`
-	EndToEndCPUus      float64 `json:"end_to_end_cpu_us_per_event"`
-	EndToEndOne        float64 `json:"end_to_end_one_tenant_events_per_s"`
-	EndToEndOneSent    int     `json:"end_to_end_one_tenant_events"`
-	EndToEndOneLost    int     `json:"end_to_end_one_tenant_lost"`
-	EndToEndOneCPUus   float64 `json:"end_to_end_one_tenant_cpu_us_per_event"`
-	SegmentSingle      float64 `json:"segment_single_messages_per_s"`
-	SegmentP99         float64 `json:"segment_single_ack_p99_ms"`
-	SegmentSingleCPUus float64 `json:"segment_single_cpu_us_per_message"`
-	SegmentArrays8     float64 `json:"segment_arrays_of_100_at_8_messages_per_s"`
-	SegmentArrays16    float64 `json:"segment_arrays_of_100_at_16_messages_per_s"`
-	SegmentArraysCPUus float64 `json:"segment_arrays_of_100_cpu_us_per_message"`
-	PeakRSSMiB         float64 `json:"peak_rss_mib"`
-	WALMiB             float64 `json:"wal_mib_at_end"`
+	StoreCeiling        float64 `json:"store_insert_ceiling_events_per_s"`
+	Ingest              float64 `json:"sparkpost_ingest_events_per_s"`
+	IngestRequests      float64 `json:"sparkpost_ingest_batches_per_s"`
+	IngestP50           float64 `json:"sparkpost_ack_p50_ms"`
+	IngestP99           float64 `json:"sparkpost_ack_p99_ms"`
+	IngestDrainS        float64 `json:"sparkpost_ingest_drain_seconds"`
+	SustainedIngest     float64 `json:"sparkpost_sustained_ingest_events_per_s"`
+	SustainedAcked      float64 `json:"sparkpost_sustained_phase_acked_events_per_s"`
+	SustainedPhaseS     float64 `json:"sparkpost_sustained_phase_seconds"`
+	SustainedDrainS     float64 `json:"sparkpost_sustained_drain_seconds"`
+	SustainedRefused    int64   `json:"sparkpost_sustained_refused_batches"`
+	SustainedCPUus      float64 `json:"sparkpost_sustained_cpu_us_per_event"`
+	SustainedWriterBusy float64 `json:"sparkpost_sustained_writer_busy_fraction"`
+	IngestCPUus         float64 `json:"sparkpost_ingest_cpu_us_per_event"`
+	Ingest100           float64 `json:"sparkpost_ingest_100_per_batch_events_per_s"`
+	Sustained100        float64 `json:"sparkpost_sustained_ingest_100_per_batch_events_per_s"`
+	Ingest100CPUus      float64 `json:"sparkpost_ingest_100_per_batch_cpu_us_per_event"`
+	HalfRateP50         float64 `json:"sparkpost_ack_p50_ms_at_half_rate"`
+	HalfRateP99         float64 `json:"sparkpost_ack_p99_ms_at_half_rate"`
+	Sweep               []Step  `json:"open_model_sweep"`
+	EndToEnd            float64 `json:"end_to_end_events_per_s"`
+	EndToEndSent        int     `json:"end_to_end_events"`
+	EndToEndLost        int     `json:"end_to_end_lost"`
+	EndToEndCPUus       float64 `json:"end_to_end_cpu_us_per_event"`
+	EndToEndOne         float64 `json:"end_to_end_one_tenant_events_per_s"`
+	EndToEndOneSent     int     `json:"end_to_end_one_tenant_events"`
+	EndToEndOneLost     int     `json:"end_to_end_one_tenant_lost"`
+	EndToEndOneCPUus    float64 `json:"end_to_end_one_tenant_cpu_us_per_event"`
+	SegmentSingle       float64 `json:"segment_single_messages_per_s"`
+	SegmentP99          float64 `json:"segment_single_ack_p99_ms"`
+	SegmentSingleCPUus  float64 `json:"segment_single_cpu_us_per_message"`
+	SegmentArrays8      float64 `json:"segment_arrays_of_100_at_8_messages_per_s"`
+	SegmentArrays16     float64 `json:"segment_arrays_of_100_at_16_messages_per_s"`
+	SegmentArraysCPUus  float64 `json:"segment_arrays_of_100_cpu_us_per_message"`
+	PeakRSSMiB          float64 `json:"peak_rss_mib"`
+	WALMiB              float64 `json:"wal_mib_at_end"`
 
 	Ratios []Ratio  `json:"ratios"`
 	Errors []string `json:"errors,omitempty"`
@@ -231,6 +232,7 @@ func print(r *Report) {
 	row(fmt.Sprintf("SparkPost sustained (%s s, default inbox bound)", num(r.SustainedPhaseS)), r.SustainedIngest,
 		fmt.Sprintf("events/s until drained (acked %s/s in the phase, %d batches refused and sent again, drained %s s after), %s µs CPU/event",
 			num(r.SustainedAcked), r.SustainedRefused, num(r.SustainedDrainS), num(r.SustainedCPUus)))
+	row("  database writer busy", r.SustainedWriterBusy*100, "% of the phase and drain")
 	row("SparkPost 100-event batches, 16 connections", r.Ingest100, fmt.Sprintf("events/s, sustained %s, %s µs CPU/event", num(r.Sustained100), num(r.Ingest100CPUus)))
 	row("end to end, 8 tenants", r.EndToEnd, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event", r.EndToEndSent, r.EndToEndLost, num(r.EndToEndCPUus)))
 	row("end to end, one tenant at 50 requests/s", r.EndToEndOne, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event", r.EndToEndOneSent, r.EndToEndOneLost, num(r.EndToEndOneCPUus)))

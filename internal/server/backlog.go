@@ -27,22 +27,27 @@ const (
 )
 
 // backlogGate answers whether a tenant's unprocessed batches are at their bound. It reads a
-// snapshot of all tenants at most every backlogFresh, adds what this server committed since, and
-// checks a tenant that looks full exactly, so a refusal always reflects the inbox as it is.
+// tenant's backlog at most every backlogFresh while it is under the bound, counting what this
+// server committed since, and reads it again before every refusal, so a refusal always reflects
+// the inbox as it is.
 type backlogGate struct {
 	limit int64
-	read  func(ctx context.Context, tenantID string) (map[string]int64, error)
+	read  func(ctx context.Context, tenantID string) (int64, error)
 
-	mu    sync.Mutex
-	at    time.Time
-	bytes map[string]int64
+	mu      sync.Mutex
+	tenants map[string]*backlogEntry
 }
 
-func newBacklogGate(limit int64, read func(ctx context.Context, tenantID string) (map[string]int64, error)) *backlogGate {
+type backlogEntry struct {
+	at    time.Time
+	bytes int64
+}
+
+func newBacklogGate(limit int64, read func(ctx context.Context, tenantID string) (int64, error)) *backlogGate {
 	if limit == 0 {
 		limit = DefaultInboxBacklog
 	}
-	return &backlogGate{limit: limit, read: read, bytes: map[string]int64{}}
+	return &backlogGate{limit: limit, read: read, tenants: map[string]*backlogEntry{}}
 }
 
 // full reports whether tenantID's waiting batches hold limit bytes or more, and how many they
@@ -53,30 +58,31 @@ func (g *backlogGate) full(ctx context.Context, tenantID string) (waiting int64,
 		return 0, false
 	}
 	g.mu.Lock()
-	if time.Since(g.at) >= backlogFresh {
-		if all, err := g.read(ctx, ""); err == nil {
-			g.bytes, g.at = all, time.Now()
-		}
+	e := g.tenants[tenantID]
+	if e != nil && e.bytes < g.limit && time.Since(e.at) < backlogFresh {
+		waiting = e.bytes
+		g.mu.Unlock()
+		return waiting, false
 	}
-	waiting = g.bytes[tenantID]
 	g.mu.Unlock()
-	if waiting < g.limit {
-		return waiting, false
-	}
-	one, err := g.read(ctx, tenantID)
+	waiting, err := g.read(ctx, tenantID)
 	if err != nil {
-		return waiting, false
+		return 0, false
 	}
-	waiting = one[tenantID]
 	g.mu.Lock()
-	g.bytes[tenantID] = waiting
+	if len(g.tenants) > 10000 {
+		clear(g.tenants) // entries are only a cache; a server with that many senders starts over
+	}
+	g.tenants[tenantID] = &backlogEntry{at: time.Now(), bytes: waiting}
 	g.mu.Unlock()
 	return waiting, waiting >= g.limit
 }
 
-// added counts a batch of n bytes just committed for tenantID into the snapshot.
+// added counts a batch of n bytes just committed for tenantID into its cached backlog.
 func (g *backlogGate) added(tenantID string, n int) {
 	g.mu.Lock()
-	g.bytes[tenantID] += int64(n)
+	if e := g.tenants[tenantID]; e != nil {
+		e.bytes += int64(n)
+	}
 	g.mu.Unlock()
 }
