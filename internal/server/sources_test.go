@@ -118,7 +118,7 @@ func TestSparkPostHookAuthAndCommit(t *testing.T) {
 		sc.Run(t, app)
 	}
 	// Exactly one batch is in the inbox, committed before the 200.
-	batches, err := app.DB.UnprocessedBatches(t.Context(), 10)
+	batches, err := app.DB.UnprocessedBatches(t.Context(), 0, 10)
 	if err != nil || len(batches) != 1 || batches[0].BatchID != "b-1" || string(batches[0].Body) != batch {
 		t.Fatalf("inbox after the hook: %d batches, %v", len(batches), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
@@ -38,7 +39,7 @@ type Processor struct {
 // batches not yet processed, a source's settings, whether its tenant has a Segment write key,
 // and the write that stores a batch's events, their deliveries and its processed mark.
 type Inbox interface {
-	UnprocessedBatches(ctx context.Context, limit int) ([]*store.InboxBatch, error)
+	UnprocessedBatches(ctx context.Context, afterID int64, limit int) ([]*store.InboxBatch, error)
 	Source(ctx context.Context, tenantID, id string) (*store.Source, error)
 	SegmentKey(ctx context.Context, tenantID string) (*store.SegmentKey, error)
 	CommitProcessed(ctx context.Context, p *store.ProcessedBatch) error
@@ -73,21 +74,31 @@ func (p *Processor) Close(ctx context.Context) error { return p.loop.Close(ctx) 
 // Ready fails when the processor is not running.
 func (p *Processor) Ready(ctx context.Context) error { return p.loop.Ready(ctx) }
 
-// ProcessOnce processes the oldest unprocessed batches, a few at a time in parallel (mapping is
-// CPU work; the commits share the group committer), and returns how many it finished.
+// ProcessOnce processes the unprocessed batches, oldest first, until none is left (batches
+// committed meanwhile included), a few at a time in parallel: mapping is CPU work, and while one
+// batch's chunks hold the group committer the next ones are being mapped, so the writer never
+// waits for a round to finish. It returns how many batches it finished and the first error;
+// after an error no further batch is started (the ones under way finish).
 func (p *Processor) ProcessOnce(ctx context.Context) (int, error) {
 	workers := max(runtime.GOMAXPROCS(0), 2)
-	batches, err := p.db.UnprocessedBatches(ctx, 2*workers)
-	if err != nil || len(batches) == 0 {
-		return 0, err
-	}
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		done  int
-		next  = make(chan *store.InboxBatch)
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		first    error
+		done     int
+		inflight atomic.Int64 // batches handed to the workers and not finished
+		failed   = make(chan struct{})
+		finished = make(chan struct{}, 1)                // a batch finished: the inbox may hold new ones
+		next     = make(chan *store.InboxBatch, workers) // one read ahead per worker
 	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = err
+			close(failed)
+		}
+	}
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -95,17 +106,58 @@ func (p *Processor) ProcessOnce(ctx context.Context) (int, error) {
 			for b := range next {
 				err := p.process(ctx, b)
 				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				} else if err == nil {
+				if err == nil {
 					done++
 				}
 				mu.Unlock()
+				if err != nil {
+					fail(err)
+				}
+				inflight.Add(-1)
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
 			}
 		}()
 	}
-	for _, b := range batches {
-		next <- b
+	var after int64
+feed:
+	for {
+		batches, err := p.db.UnprocessedBatches(ctx, after, 2*workers)
+		if err != nil {
+			fail(err)
+			break
+		}
+		if len(batches) == 0 {
+			if inflight.Load() == 0 {
+				break // nothing waits and nothing is under way that could be followed by more
+			}
+			// Batches committed while these are processed are taken in this call too.
+			select {
+			case <-finished:
+				continue
+			case <-failed:
+				break feed
+			case <-ctx.Done():
+				fail(ctx.Err())
+				break feed
+			}
+		}
+		for _, b := range batches {
+			inflight.Add(1)
+			select {
+			case next <- b:
+				after = b.ID
+			case <-failed:
+				inflight.Add(-1)
+				break feed
+			case <-ctx.Done():
+				inflight.Add(-1)
+				fail(ctx.Err())
+				break feed
+			}
+		}
 	}
 	close(next)
 	wg.Wait()

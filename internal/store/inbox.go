@@ -68,10 +68,11 @@ func (db *DB) InboxBacklogBytes(ctx context.Context, tenantID string) (int64, er
 	return n, err
 }
 
-// UnprocessedBatches returns up to limit batches not yet split into events, oldest first.
-func (db *DB) UnprocessedBatches(ctx context.Context, limit int) ([]*InboxBatch, error) {
+// UnprocessedBatches returns up to limit batches not yet split into events, oldest first, of
+// those after afterID (0: from the oldest).
+func (db *DB) UnprocessedBatches(ctx context.Context, afterID int64, limit int) ([]*InboxBatch, error) {
 	rows, err := db.reader.QueryContext(ctx, `SELECT id, tenant_id, source_id, COALESCE(batch_id, ''), body, received_at
-		FROM inbox WHERE processed_at IS NULL ORDER BY id LIMIT ?`, limit)
+		FROM inbox WHERE processed_at IS NULL AND id > ? ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, err
 	}
