@@ -220,7 +220,7 @@ func (e *Engine) run(tenantID string, l *lane) {
 		e.mu.Lock()
 		l.woken = false
 		e.mu.Unlock()
-		n, err := e.once(tenantID, l)
+		n, err := e.drain(tenantID, l)
 		if err != nil {
 			if errors.Is(err, store.ErrClosed) {
 				return
@@ -265,18 +265,69 @@ func (e *Engine) sleep(l *lane, d time.Duration) {
 	}
 }
 
-// once claims one batch of due deliveries of a tenant, sends it and records the outcomes.
-func (e *Engine) once(tenantID string, l *lane) (int, error) {
+// drain claims due deliveries of a tenant a batch at a time, sends them and records the
+// outcomes, until a claim comes back empty. It keeps the lane's one Send going back to back: the
+// next batch is claimed while the current one is sent, and a sent batch's outcomes are recorded
+// while the next one is sent, so the claim and the record (writes that may queue behind the
+// processor's) are no longer in the time between two sends. One Send at a time per lane, as
+// before: a Sender that bisects a refused request still has the tenant's requests to itself.
+// It returns how many deliveries it claimed and the first database error (after which it claims
+// no more, but sends and records what it holds).
+func (e *Engine) drain(tenantID string, l *lane) (int, error) {
 	ds, err := e.db.ClaimDeliveries(e.ctx, e.opt.Target, tenantID, e.opt.Batch)
 	if err != nil || len(ds) == 0 {
 		return 0, err
 	}
+	type claim struct {
+		ds  []*store.Delivery
+		err error
+	}
+	total := 0
+	var recording chan error // the previous batch's record, when one is under way
+	for {
+		var next chan claim
+		if !e.stopping() {
+			next = make(chan claim, 1)
+			go func() {
+				ds, err := e.db.ClaimDeliveries(e.ctx, e.opt.Target, tenantID, e.opt.Batch)
+				next <- claim{ds, err}
+			}()
+		}
+		outs := e.send(tenantID, l, ds)
+		total += len(ds)
+		if recording != nil {
+			if rerr := <-recording; err == nil {
+				err = rerr
+			}
+		}
+		recording = make(chan error, 1)
+		go func() { recording <- e.record(tenantID, outs) }()
+		if next == nil {
+			break
+		}
+		c := <-next
+		if c.err != nil && err == nil {
+			err = c.err
+		}
+		if len(c.ds) == 0 || e.stopping() {
+			break // rows claimed ahead of a Close are handed back by it (ReleaseSending)
+		}
+		ds = c.ds
+	}
+	if rerr := <-recording; err == nil {
+		err = rerr
+	}
+	return total, err
+}
+
+// send sends one claimed batch and returns the outcomes to record.
+func (e *Engine) send(tenantID string, l *lane, ds []*store.Delivery) []store.Outcome {
 	ctx, cancel := context.WithTimeout(e.ctx, e.opt.SendTimeout)
 	results := e.sender.Send(ctx, tenantID, ds)
 	cancel()
 	now := e.db.Now()
 	outs := make([]store.Outcome, len(ds))
-	failed, ok := 0, 0
+	ok := 0
 	var firstErr error
 	for i, d := range ds {
 		outs[i].ID = d.ID
@@ -294,7 +345,6 @@ func (e *Engine) once(tenantID string, l *lane) (int, error) {
 			outs[i].Delivered = true
 			ok++
 		default:
-			failed++
 			if firstErr == nil && !r.Dead {
 				firstErr = r.Err
 			}
@@ -304,16 +354,27 @@ func (e *Engine) once(tenantID string, l *lane) (int, error) {
 		}
 	}
 	e.noteHealth(tenantID, l, ok, firstErr)
-	// Record with a context of its own: outcomes of a finished Send must be kept even while
-	// shutting down, or the receiver would get them twice.
+	return outs
+}
+
+// record stores a sent batch's outcomes and reports them to Observe. It uses a context of its
+// own: outcomes of a finished Send must be kept even while shutting down, or the receiver would
+// get them twice.
+func (e *Engine) record(tenantID string, outs []store.Outcome) error {
 	delivered, dead, err := e.db.FinishDeliveries(context.Background(), outs)
 	if err != nil {
-		return len(ds), err
+		return err
 	}
 	if e.opt.Observe != nil {
+		failed := 0
+		for _, o := range outs {
+			if !o.Delivered && o.Hold == "" {
+				failed++
+			}
+		}
 		e.opt.Observe(tenantID, delivered, failed-dead, dead)
 	}
-	return len(ds), nil
+	return nil
 }
 
 // noteHealth logs a lane that starts failing (a claim with retryable failures and nothing
