@@ -65,15 +65,11 @@ func BenchmarkGroupCommit(b *testing.B) {
 func BenchmarkCommitProcessed(b *testing.B) {
 	db := MustOpenDB(b)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "t")
-	src := &store.Source{ID: "src_benchbenchbench", TenantID: tn.ID, Name: "x", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		b.Fatal(err)
-	}
+	src := mustSource(b, db, "t", "src_benchbenchbench")
 	body, payload := make([]byte, 1000), make([]byte, 1100)
 	b.ResetTimer()
 	for i := range b.N {
-		ib := &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, Body: []byte("[]")}
+		ib := &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, Body: []byte("[]")}
 		if _, err := db.AddBatch(ctx, ib); err != nil {
 			b.Fatal(err)
 		}
@@ -99,11 +95,7 @@ func BenchmarkCommitProcessed(b *testing.B) {
 func BenchmarkCommitProcessedRandomKeys(b *testing.B) {
 	db := MustOpenDB(b)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "t")
-	src := &store.Source{ID: "src_benchbenchbench", TenantID: tn.ID, Name: "x", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		b.Fatal(err)
-	}
+	src := mustSource(b, db, "t", "src_benchbenchbench")
 	body, payload := make([]byte, 1000), make([]byte, 1100)
 	r := rand.New(rand.NewPCG(1, 2))
 	types := []string{"delivery", "open", "click", "injection"}
@@ -111,7 +103,7 @@ func BenchmarkCommitProcessedRandomKeys(b *testing.B) {
 	seq := 0
 	batch := func() {
 		seq++
-		ib := &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, Body: []byte("[]")}
+		ib := &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, Body: []byte("[]")}
 		if _, err := db.AddBatch(ctx, ib); err != nil {
 			b.Fatal(err)
 		}

@@ -166,7 +166,7 @@ func TestAcksDoNotWaitBehindProcessing(t *testing.T) {
 }
 
 // mustSource creates a tenant with one SparkPost source.
-func mustSource(t *testing.T, db *store.DB, name, sourceID string) *store.Source {
+func mustSource(t testing.TB, db *store.DB, name, sourceID string) *store.Source {
 	t.Helper()
 	ctx := context.Background()
 	tn, err := db.CreateTenant(ctx, name)
