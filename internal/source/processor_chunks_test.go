@@ -20,18 +20,14 @@ import (
 func TestProcessorCommitsLargeBatchesInChunksAndRedoesTheRest(t *testing.T) {
 	db := openStore(t)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "A")
-	src := &store.Source{ID: "src_dddddddddddddddd", TenantID: tn.ID, Name: "p", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, db, &store.Source{ID: "src_dddddddddddddddd"})
 	const n = 2100 // more than one chunk takes (2,000 events)
 	elems := make([]string, 0, n+1)
 	for i := range n {
 		elems = append(elems, fmt.Sprintf(`{"msys":{"message_event":{"type":"delivery","event_id":"e%d","timestamp":"1460989507","rcpt_to":"u%d@example.com","rcpt_meta":{"user_id":"u%d"}}}}`, i, i, i))
 	}
 	elems = append(elems, elems[0]) // SparkPost re-sends events: one duplicate
-	if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: "big", Body: []byte("[" + strings.Join(elems, ",") + "]")}); err != nil {
+	if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, BatchID: "big", Body: []byte("[" + strings.Join(elems, ",") + "]")}); err != nil {
 		t.Fatal(err)
 	}
 	p := source.NewProcessor(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -48,7 +44,7 @@ func TestProcessorCommitsLargeBatchesInChunksAndRedoesTheRest(t *testing.T) {
 			count(t, db, `SELECT COUNT(*) FROM deliveries`) != n {
 			t.Fatalf("%s: %d events, %d distinct deliveries; want %d of each, each once", when, e, d, n)
 		}
-		r, err := db.Receipt(ctx, tn.ID, src.ID, "big")
+		r, err := db.Receipt(ctx, src.TenantID, src.ID, "big")
 		if err != nil || r.ProcessedAt.IsZero() || r.Events != n+1 || r.Duplicates != 1 || r.Stored != n || r.Pending != n {
 			t.Fatalf("%s: receipt %+v, %v; want processed, %d events: 1 duplicate, %d stored and pending", when, r, err, n+1, n)
 		}

@@ -29,14 +29,10 @@ func (h inboxHook) CommitProcessed(ctx context.Context, p *store.ProcessedBatch)
 func pipelineRig(t *testing.T) (*store.DB, func(i int)) {
 	db := openStore(t)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "A")
-	src := &store.Source{ID: "src_pppppppppppppppp", TenantID: tn.ID, Name: "p", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, db, &store.Source{ID: "src_pppppppppppppppp"})
 	add := func(i int) {
 		body := fmt.Sprintf(`[{"msys":{"message_event":{"type":"delivery","event_id":"e%d","timestamp":"1460989507","rcpt_to":"a@example.com"}}}]`, i)
-		if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: fmt.Sprint(i), Body: []byte(body)}); err != nil {
+		if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, BatchID: fmt.Sprint(i), Body: []byte(body)}); err != nil {
 			t.Error(err)
 		}
 	}

@@ -27,6 +27,20 @@ func openStore(t *testing.T) *store.DB {
 	return db
 }
 
+// newSource creates a tenant and src (its id, name and flags as given) for it.
+func newSource(t *testing.T, db *store.DB, src *store.Source) *store.Source {
+	t.Helper()
+	tn, err := db.CreateTenant(context.Background(), "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.TenantID, src.Name, src.Auth = tn.ID, "p", "basic"
+	if err := db.CreateSource(context.Background(), src, "u", "h"); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
 func count(t *testing.T, db *store.DB, query string, args ...any) int {
 	t.Helper()
 	var n int
@@ -50,12 +64,8 @@ const processorBatch = `[
 func TestProcessorIsIdempotent(t *testing.T) {
 	db := openStore(t)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "A")
-	src := &store.Source{ID: "src_aaaaaaaaaaaaaaaa", TenantID: tn.ID, Name: "p", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: "b1", Body: []byte(processorBatch)}); err != nil {
+	src := newSource(t, db, &store.Source{ID: "src_aaaaaaaaaaaaaaaa"})
+	if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, BatchID: "b1", Body: []byte(processorBatch)}); err != nil {
 		t.Fatal(err)
 	}
 	notified := 0
@@ -79,7 +89,7 @@ func TestProcessorIsIdempotent(t *testing.T) {
 			t.Fatal("initial_open should be stored as not_sent")
 		}
 		// Done again, the batch's own events are not taken for duplicates of themselves.
-		if r, err := db.Receipt(ctx, tn.ID, src.ID, "b1"); err != nil || r.Events != 6 || r.Duplicates != 1 || r.Stored != 5 {
+		if r, err := db.Receipt(ctx, src.TenantID, src.ID, "b1"); err != nil || r.Events != 6 || r.Duplicates != 1 || r.Stored != 5 {
 			t.Fatalf("receipt %+v, %v; want 6 events: 1 duplicate (e1), 5 stored", r, err)
 		}
 	}
@@ -107,10 +117,8 @@ func TestProcessorIsIdempotent(t *testing.T) {
 func TestProcessorParksDeliveriesOfPausedSource(t *testing.T) {
 	db := openStore(t)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "A")
-	src := &store.Source{ID: "src_bbbbbbbbbbbbbbbb", TenantID: tn.ID, Name: "p", Auth: "basic", Paused: true}
-	db.CreateSource(ctx, src, "u", "h")
-	db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, Body: []byte(processorBatch)})
+	src := newSource(t, db, &store.Source{ID: "src_bbbbbbbbbbbbbbbb", Paused: true})
+	db.AddBatch(ctx, &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, Body: []byte(processorBatch)})
 	p := source.NewProcessor(db, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, err := p.ProcessOnce(ctx); err != nil {
 		t.Fatal(err)
@@ -132,11 +140,7 @@ func TestProcessorParksDeliveriesOfPausedSource(t *testing.T) {
 func TestProcessorLogsEachBatch(t *testing.T) {
 	db := openStore(t)
 	ctx := context.Background()
-	tn, _ := db.CreateTenant(ctx, "A")
-	src := &store.Source{ID: "src_cccccccccccccccc", TenantID: tn.ID, Name: "p", Auth: "basic"}
-	if err := db.CreateSource(ctx, src, "u", "h"); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, db, &store.Source{ID: "src_cccccccccccccccc"})
 	second := `[
  {"msys":{"track_event":{"type":"open","event_id":"e2","timestamp":"1460989508","rcpt_to":"a@example.com"}}},
  {"msys":{"message_event":{"type":"delivery","event_id":"e6","timestamp":"1460989509","rcpt_to":"c@example.com"}}}
@@ -144,7 +148,7 @@ func TestProcessorLogsEachBatch(t *testing.T) {
 	var logs bytes.Buffer
 	p := source.NewProcessor(db, slog.New(slog.NewJSONHandler(&logs, nil)))
 	for i, body := range []string{processorBatch, second} {
-		if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: tn.ID, SourceID: src.ID, BatchID: fmt.Sprintf("b%d", i+1), Body: []byte(body)}); err != nil {
+		if _, err := db.AddBatch(ctx, &store.InboxBatch{TenantID: src.TenantID, SourceID: src.ID, BatchID: fmt.Sprintf("b%d", i+1), Body: []byte(body)}); err != nil {
 			t.Fatal(err)
 		}
 		// One batch at a time, so that the second one's e2 is already stored when it is processed.
@@ -185,7 +189,7 @@ func TestProcessorLogsEachBatch(t *testing.T) {
 	}{{"b1", 6, 5, 1, 2}, {"b2", 2, 1, 1, 1}}
 	for i, w := range want {
 		g := got[i]
-		if g.Level != "INFO" || g.TenantID != tn.ID || g.SourceID != src.ID || g.BatchID != w.batch || g.Events != w.events || g.New != w.new ||
+		if g.Level != "INFO" || g.TenantID != src.TenantID || g.SourceID != src.ID || g.BatchID != w.batch || g.Events != w.events || g.New != w.new ||
 			g.Duplicates != w.dups || g.Queued != w.queued || g.MS == nil || *g.MS < 0 {
 			t.Errorf("line %d: %+v; want batch %s with events %d, new %d, duplicates %d, queued %d and ms", i, g, w.batch, w.events, w.new, w.dups, w.queued)
 		}
