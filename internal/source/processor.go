@@ -104,14 +104,12 @@ func (p *Processor) ProcessOnce(ctx context.Context) (int, error) {
 		go func() {
 			defer wg.Done()
 			for b := range next {
-				err := p.process(ctx, b)
-				mu.Lock()
-				if err == nil {
-					done++
-				}
-				mu.Unlock()
-				if err != nil {
+				if err := p.process(ctx, b); err != nil {
 					fail(err)
+				} else {
+					mu.Lock()
+					done++
+					mu.Unlock()
 				}
 				inflight.Add(-1)
 				select {
