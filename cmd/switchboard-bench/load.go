@@ -217,29 +217,41 @@ func pct(ls []time.Duration, p int) float64 {
 	return float64(s[max(i, 0)].Microseconds()) / 1000
 }
 
+// ingestServer starts a fresh server (with env) and n SparkPost tenants whose sources are
+// paused: batches are stored and processed, nothing is sent. stop kills the server and the fake
+// Segment its write keys point at.
+func ingestServer(bin, dir, name string, n int, env ...string) (p *e2e.Proc, op *e2e.Client, ts []*e2e.SparkPostTenant, stop func(), err error) {
+	fake := fakesegment.New()
+	fake.Lean = true
+	if p, op, err = server(bin, dir, name, env...); err != nil {
+		fake.Close()
+		return nil, nil, nil, nil, err
+	}
+	stop = func() { p.Kill(); fake.Close() }
+	if ts, err = makeTenants(op, n, fake.URL, 1000, -1, 0); err != nil {
+		stop()
+		return nil, nil, nil, nil, err
+	}
+	for _, t := range ts {
+		if status, body, err := t.Admin.Do("PATCH", "/api/v1/tenants/"+t.ID+"/sources/"+t.SourceID, []byte(`{"paused": true}`)); err != nil || status != 200 {
+			stop()
+			return nil, nil, nil, nil, fmt.Errorf("pause: %d %s %v", status, body, err)
+		}
+	}
+	return p, op, ts, stop, nil
+}
+
 // ingest measures SparkPost batch acknowledgement with sending paused: closed loop for the
 // maximum, the time until the processor has caught up (the sustained rate counts it), then an
 // open-model sweep at fractions of the maximum, and 100-event batches from 16 connections.
 func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report) error {
-	fake := fakesegment.New()
-	fake.Lean = true
-	defer fake.Close()
 	// No inbox bound here: this measures how fast batches are taken; sustained() measures what
 	// the processor keeps up with, under the default bound.
-	p, op, err := server(bin, dir, "ingest", "SWITCHBOARD_INBOX_BACKLOG_MB=1000000")
+	p, op, ts, stop, err := ingestServer(bin, dir, "ingest", tenants, "SWITCHBOARD_INBOX_BACKLOG_MB=1000000")
 	if err != nil {
 		return err
 	}
-	defer p.Kill()
-	ts, err := makeTenants(op, tenants, fake.URL, 1000, -1, 0)
-	if err != nil {
-		return err
-	}
-	for _, t := range ts { // store and process, send nothing: ingest only
-		if status, body, err := t.Admin.Do("PATCH", "/api/v1/tenants/"+t.ID+"/sources/"+t.SourceID, []byte(`{"paused": true}`)); err != nil || status != 200 {
-			return fmt.Errorf("pause: %d %s %v", status, body, err)
-		}
-	}
+	defer stop()
 	cpu := p.CPUSeconds()
 	prof := startProfile(p, "ingest", phase)
 	events, lat, elapsed, err := closedLoop(ts, phase, posters, batchEvents)
@@ -294,23 +306,11 @@ func ingest(ctx context.Context, bin, dir string, phase time.Duration, r *Report
 // a server with the default inbox bound, sending refused batches again as SparkPost does, then waits for the inbox
 // to drain: acknowledged events over the phase and the drain is the rate the system carries.
 func sustained(ctx context.Context, bin, dir string, phase time.Duration, r *Report) error {
-	fake := fakesegment.New()
-	fake.Lean = true
-	defer fake.Close()
-	p, op, err := server(bin, dir, "sustained")
+	p, op, ts, stop, err := ingestServer(bin, dir, "sustained", 1)
 	if err != nil {
 		return err
 	}
-	defer p.Kill()
-	ts, err := makeTenants(op, 1, fake.URL, 1000, -1, 0)
-	if err != nil {
-		return err
-	}
-	for _, t := range ts { // store and process, send nothing
-		if status, body, err := t.Admin.Do("PATCH", "/api/v1/tenants/"+t.ID+"/sources/"+t.SourceID, []byte(`{"paused": true}`)); err != nil || status != 200 {
-			return fmt.Errorf("pause: %d %s %v", status, body, err)
-		}
-	}
+	defer stop()
 	cpu, refused := p.CPUSeconds(), refusals.Load()
 	busy0, err := writerBusy(op)
 	if err != nil {
