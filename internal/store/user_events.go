@@ -24,15 +24,16 @@ type UserEvent struct {
 const qPutUserEvent = `INSERT INTO user_events (tenant_id, destination_id, distinct_id, message_id, type, name, properties, ts, created_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (tenant_id, destination_id, message_id) DO UPDATE SET distinct_id = excluded.distinct_id, type = excluded.type,
-		name = excluded.name, properties = excluded.properties, ts = excluded.ts
-	RETURNING id`
+		name = excluded.name, properties = excluded.properties, ts = excluded.ts`
 
 // PutUserEvent stores an event. An event from the same message
 // of the same destination is updated in place (a replay with a changed prefix renames it), so
-// applying a message twice keeps one event.
+// applying a message twice keeps one event. It leaves e.ID unset: a RETURNING clause would
+// cost a statement journal per event (see InsertInbound), and no caller needs the id.
 func (t *Tx) PutUserEvent(e *UserEvent) error {
-	return t.queryRow(qPutUserEvent,
-		e.TenantID, e.DestinationID, e.DistinctID, e.MessageID, e.Type, e.Name, e.Properties, toMillis(e.Timestamp), toMillis(e.CreatedAt)).Scan(&e.ID)
+	_, err := t.exec(qPutUserEvent,
+		e.TenantID, e.DestinationID, e.DistinctID, e.MessageID, e.Type, e.Name, e.Properties, toMillis(e.Timestamp), toMillis(e.CreatedAt))
+	return err
 }
 
 // MoveUser re-assigns what belongs to distinct id from to distinct id into (an alias call):
