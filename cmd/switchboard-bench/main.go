@@ -180,7 +180,7 @@ func step(r *Report, name string, f func() error) {
 		fmt.Fprintf(os.Stderr, "   FAILED: %v\n", err)
 		return
 	}
-	fmt.Fprintf(os.Stderr, "   done in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "   done in %s, peak RSS of the servers so far %.0f MiB\n", time.Since(start).Round(time.Millisecond), r.PeakRSSMiB)
 }
 
 func fail(err error) {

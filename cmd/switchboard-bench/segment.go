@@ -46,7 +46,6 @@ func segmentLoad(ctx context.Context, bin, dir, name string, phase time.Duration
 	hook := &e2e.Client{Base: op.Base, Token: dst.APIKey, HTTP: httpClient(clients)}
 	cpu := p.CPUSeconds()
 	prof := startProfile(p, name, phase)
-	defer prof()
 	var seq, acked atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -93,6 +92,10 @@ func segmentLoad(ctx context.Context, bin, dir, name string, phase time.Duration
 		}()
 	}
 	wg.Wait()
+	// The profile is written before the server stops (a deferred wait cut it short).
+	if err := prof(); err != nil {
+		return res, err
+	}
 	if first != nil {
 		return res, first
 	}
