@@ -192,3 +192,41 @@ func TestGroupedInsertLinksEachDelivery(t *testing.T) {
 		t.Fatalf("%d deliveries linked to this batch's events, want %d", seen, distinct-2)
 	}
 }
+
+// TestCommitProcessedGivesEachEventItsRow: the ids CommitProcessed sets (and queues deliveries
+// under) are the rows of those very events, in a group without duplicates (ids taken from the
+// statement's result), in one with some (ids read back), and in one that stores none.
+func TestCommitProcessedGivesEachEventItsRow(t *testing.T) {
+	db, tn, src := duplicatesFixture(t)
+	var clean []string
+	for i := range insertGroup + 8 {
+		clean = append(clean, fmt.Sprintf("c%d", i))
+	}
+	batches := map[string][]string{
+		"clean":     clean,
+		"mixed":     {"m1", "c3", "m2", "m1", "c40", "m3"},
+		"all-known": {"c1", "c2", "m2"},
+	}
+	wantNew := map[string]int{"clean": len(clean), "mixed": 4, "all-known": 0}
+	for _, name := range []string{"clean", "mixed", "all-known"} {
+		p := duplicatesBatch(t, db, tn.ID, src.ID, name, batches[name]...)
+		stored := 0
+		for i, e := range p.Events {
+			if e.ID == 0 {
+				continue
+			}
+			stored++
+			var eventID string
+			var inboxID int64
+			if err := db.Reader().QueryRow(`SELECT event_id, inbox_id FROM email_events WHERE id = ?`, e.ID).Scan(&eventID, &inboxID); err != nil {
+				t.Fatalf("%s: event %d (%s) has id %d: %v", name, i, e.EventID, e.ID, err)
+			}
+			if eventID != e.EventID || inboxID != p.Batch.ID {
+				t.Fatalf("%s: event %d (%s) has id %d, the row of %s in batch %d", name, i, e.EventID, e.ID, eventID, inboxID)
+			}
+		}
+		if stored != wantNew[name] || p.Inserted != stored {
+			t.Fatalf("%s: %d events have ids and %d were inserted; want %d", name, stored, p.Inserted, wantNew[name])
+		}
+	}
+}
