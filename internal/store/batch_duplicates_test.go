@@ -194,8 +194,8 @@ func TestGroupedInsertLinksEachDelivery(t *testing.T) {
 }
 
 // TestCommitProcessedGivesEachEventItsRow: the ids CommitProcessed sets (and queues deliveries
-// under) are the rows of those very events, in a group without duplicates (ids taken from the
-// statement's result), in one with some (ids read back), and in one that stores none.
+// under) are the rows of those very events, in a group without duplicates, in one with some,
+// and in one that stores none.
 func TestCommitProcessedGivesEachEventItsRow(t *testing.T) {
 	db, tn, src := duplicatesFixture(t)
 	var clean []string

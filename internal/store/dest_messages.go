@@ -46,8 +46,9 @@ const (
 //
 // The statements have no RETURNING clause: SQLite runs RETURNING as a trigger, which makes the
 // insert a multi-write statement that copies every page it touches into a statement journal
-// first; in a group commit nearly every page is already dirty, and that copy was a third of
-// the insert's time. The row id comes from the result instead.
+// first; in a group commit nearly every page is already dirty (with foreign keys on, 5,000-row
+// transactions of this insert took 2.3 times as long with RETURNING as without). The row id
+// comes from the result instead.
 func (t *Tx) InsertInbound(m *InboundMessage) (duplicate bool, err error) {
 	res, err := t.exec(qInsertInbound, m.TenantID, m.DestinationID, m.MessageID, m.Type, m.DistinctID, m.Body, m.Status, m.Reason,
 		nullBytes(m.Warnings), toMillis(m.Timestamp), toMillis(m.ReceivedAt))
