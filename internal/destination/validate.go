@@ -65,7 +65,15 @@ func normalizePhone(s string) (string, string) {
 	default:
 		return "", "phone number has an impossible length for its country"
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), ""
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	// A trunk prefix after the country code is dropped (+44 (0) 20 … is +44 20 …). When what
+	// is left starts with one again (+91 00 …), the stored form would read as another number,
+	// one digit shorter, the next time it is normalized: no real number looks like that, and a
+	// stored value must read back as itself.
+	if again, err := phonenumbers.Parse(e164, ""); err != nil || phonenumbers.Format(again, phonenumbers.E164) != e164 {
+		return "", "phone number still starts with a trunk prefix (0) after its country code"
+	}
+	return e164, ""
 }
 
 // normalizeToken accepts any non-empty push token of reasonable length: token formats belong

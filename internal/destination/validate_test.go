@@ -16,6 +16,7 @@ func TestNormalizers(t *testing.T) {
 		{"phone E.164 kept", normalizePhone, "+15555555555", "+15555555555", ""},
 		{"phone punctuation", normalizePhone, "+1 (555) 010-0000", "+15550100000", ""},
 		{"phone national trunk 0 in parentheses", normalizePhone, "+44 (0) 20 7183 8750", "+442071838750", ""},
+		{"phone trunk 0 twice: its E.164 form would normalize to another number", normalizePhone, "+9100000000000", "", "trunk prefix"},
 		{"phone Italian leading zero kept", normalizePhone, "+39 06 1234 5678", "+390612345678", ""},
 		{"phone vanity letters", normalizePhone, "+1-800-FLOWERS", "+18003569377", ""},
 		{"phone extension dropped: SMS cannot dial it", normalizePhone, "+1 555 010 0000 ext. 12", "+15550100000", ""},
