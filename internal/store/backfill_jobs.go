@@ -207,14 +207,8 @@ func (db *DB) backfillOutcome(ctx context.Context, j *BackfillJob) error {
 func (db *DB) AddStoredBatch(ctx context.Context, p *ProcessedBatch) (duplicate bool, err error) {
 	b := p.Batch
 	b.ReceivedAt = db.Now().UTC()
-	err = db.Write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRow(`INSERT INTO inbox (tenant_id, source_id, batch_id, body, received_at, processed_at, events)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, batch_id) WHERE batch_id IS NOT NULL DO NOTHING RETURNING id`,
-			b.TenantID, b.SourceID, b.BatchID, b.Body, toMillis(b.ReceivedAt), toMillis(b.ReceivedAt), len(p.Events)).Scan(&b.ID)
-		if errors.Is(err, sql.ErrNoRows) {
-			duplicate = true
-			return nil
-		}
+	err = db.Write(ctx, func(tx *sql.Tx) (err error) {
+		duplicate, err = insertBatch(tx, b, toMillis(b.ReceivedAt), len(p.Events))
 		return err
 	})
 	if err != nil || duplicate {

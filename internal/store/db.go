@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -212,6 +213,12 @@ func loadMigrations() ([]migration, error) {
 // migrate applies each pending migration in its own transaction. created reports whether the
 // database had no schema before.
 func (db *DB) migrate(ctx context.Context) (created bool, err error) {
+	return db.migrateTo(ctx, math.MaxInt)
+}
+
+// migrateTo is migrate stopping after version upTo: tests build a database as an older binary
+// left it.
+func (db *DB) migrateTo(ctx context.Context, upTo int) (created bool, err error) {
 	ms, err := loadMigrations()
 	if err != nil {
 		return false, err
@@ -228,7 +235,7 @@ func (db *DB) migrate(ctx context.Context) (created bool, err error) {
 		return false, fmt.Errorf("store: database schema version %d is newer than this binary knows (%d); run a newer switchboard", current, latest)
 	}
 	for _, m := range ms {
-		if m.version <= current {
+		if m.version <= current || m.version > upTo {
 			continue
 		}
 		if err := db.applyMigration(ctx, m); err != nil {

@@ -24,21 +24,36 @@ type InboxBatch struct {
 // SendGrid's posts have none); nothing is stored then.
 func (db *DB) AddBatch(ctx context.Context, b *InboxBatch) (duplicate bool, err error) {
 	b.ReceivedAt = db.Now().UTC()
-	err = db.Write(ctx, func(tx *sql.Tx) error {
-		var batchID any
-		if b.BatchID != "" {
-			batchID = b.BatchID
-		}
-		err := tx.QueryRow(`INSERT INTO inbox (tenant_id, source_id, batch_id, body, received_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (source_id, batch_id) WHERE batch_id IS NOT NULL DO NOTHING RETURNING id`,
-			b.TenantID, b.SourceID, batchID, b.Body, toMillis(b.ReceivedAt)).Scan(&b.ID)
-		if errors.Is(err, sql.ErrNoRows) {
-			duplicate = true
-			return nil
-		}
+	err = db.Write(ctx, func(tx *sql.Tx) (err error) {
+		duplicate, err = insertBatch(tx, b, nil, nil)
 		return err
 	})
 	return duplicate, err
+}
+
+// insertBatch writes b's inbox row and its body, and sets b.ID; processedAt and events are
+// NULL (nil) for a batch the processor is to split. duplicate reports a batch id the source
+// had before, with nothing written. No RETURNING: SQLite runs it as a trigger with a statement
+// journal, and the id is the insert's rowid.
+func insertBatch(tx *sql.Tx, b *InboxBatch, processedAt, events any) (duplicate bool, err error) {
+	var batchID any
+	if b.BatchID != "" {
+		batchID = b.BatchID
+	}
+	res, err := tx.Exec(`INSERT INTO inbox (tenant_id, source_id, batch_id, bytes, received_at, processed_at, events)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source_id, batch_id) WHERE batch_id IS NOT NULL DO NOTHING`,
+		b.TenantID, b.SourceID, batchID, len(b.Body), toMillis(b.ReceivedAt), processedAt, events)
+	if err != nil {
+		return false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return n == 0, err
+	}
+	if b.ID, err = res.LastInsertId(); err != nil {
+		return false, err
+	}
+	_, err = tx.Exec(`INSERT INTO inbox_bodies (inbox_id, body) VALUES (?, ?)`, b.ID, b.Body)
+	return false, err
 }
 
 // InboxBacklog returns how many committed batches wait to be processed and when the oldest of
@@ -57,13 +72,12 @@ func (db *DB) InboxBacklog(ctx context.Context) (batches int64, oldest time.Time
 	return batches, oldest, nil
 }
 
-// InboxBacklogBytes returns the body bytes of tenantID's batches that wait to be processed. It
-// reads only the waiting rows (the inbox_unprocessed index) and the lengths of their bodies, which
-// SQLite takes from the record header without reading a body; one aggregate over one tenant, as
-// GROUP BY would sort every waiting row, body and all, through a temporary file first.
+// InboxBacklogBytes returns the body bytes of tenantID's batches that wait to be processed:
+// one aggregate over the waiting rows (the inbox_unprocessed index) of one tenant, as GROUP BY
+// would sort every waiting row through a temporary file first.
 func (db *DB) InboxBacklogBytes(ctx context.Context, tenantID string) (int64, error) {
 	var n int64
-	err := db.reader.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(body)), 0) FROM inbox INDEXED BY inbox_unprocessed
+	err := db.reader.QueryRowContext(ctx, `SELECT COALESCE(SUM(bytes), 0) FROM inbox INDEXED BY inbox_unprocessed
 		WHERE processed_at IS NULL AND tenant_id = ?`, tenantID).Scan(&n)
 	return n, err
 }
@@ -71,8 +85,8 @@ func (db *DB) InboxBacklogBytes(ctx context.Context, tenantID string) (int64, er
 // UnprocessedBatches returns up to limit batches not yet split into events, oldest first, of
 // those after afterID (0: from the oldest).
 func (db *DB) UnprocessedBatches(ctx context.Context, afterID int64, limit int) ([]*InboxBatch, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT id, tenant_id, source_id, COALESCE(batch_id, ''), body, received_at
-		FROM inbox WHERE processed_at IS NULL AND id > ? ORDER BY id LIMIT ?`, afterID, limit)
+	rows, err := db.reader.QueryContext(ctx, `SELECT i.id, i.tenant_id, i.source_id, COALESCE(i.batch_id, ''), b.body, i.received_at
+		FROM inbox i JOIN inbox_bodies b ON b.inbox_id = i.id WHERE i.processed_at IS NULL AND i.id > ? ORDER BY i.id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -118,8 +118,7 @@ func (db *DB) PruneTenant(ctx context.Context, tenantID string, cutoff time.Time
 // up to pruneBatches of them and pruneBatchBytes of bodies (at least one), and reports whether
 // more may be left.
 func pruneBatchesTx(tx *sql.Tx, tenantID string, cutoff int64, p *Pruned) (more bool, err error) {
-	// length() of a blob column reads its size, not its pages.
-	rows, err := tx.Query(`SELECT id, length(body) FROM inbox WHERE tenant_id = ? AND received_at < ? AND processed_at IS NOT NULL
+	rows, err := tx.Query(`SELECT id, bytes FROM inbox WHERE tenant_id = ? AND received_at < ? AND processed_at IS NOT NULL
 		ORDER BY received_at LIMIT ?`, tenantID, cutoff, pruneBatches)
 	if err != nil {
 		return false, err
