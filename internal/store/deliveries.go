@@ -46,13 +46,18 @@ type NewDelivery struct {
 	Subject   string        // whom it is about (a workflow delivery's distinct id), if anyone
 }
 
-// A delivery row as inserted: insertDeliveriesHead, then one insertDeliveryRow per delivery
-// with the values of NewDelivery.appendArgs.
+// A delivery as inserted: insertDeliveriesHead, then one insertDeliveryRow per delivery with the
+// values of NewDelivery.appendArgs; its payload goes into delivery_payloads under the row's id
+// (insertPayloadsHead, one insertPayloadRow each), a table claims and outcomes never touch, so that claiming and
+// finishing a delivery rewrite a small row and not its payload's pages.
 const (
-	insertDeliveriesHead = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, payload, status, reason,
+	insertDeliveriesHead = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, status, reason,
 	next_at, expires_at, created_at, updated_at, subject) VALUES `
-	insertDeliveryRow = `(?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, NULLIF(?, ''))`
-	insertDeliverySQL = insertDeliveriesHead + insertDeliveryRow + ` RETURNING id`
+	insertDeliveryRow  = `(?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?, ?, ?, NULLIF(?, ''))`
+	insertDeliverySQL  = insertDeliveriesHead + insertDeliveryRow
+	insertPayloadsHead = `INSERT INTO delivery_payloads (delivery_id, payload) VALUES `
+	insertPayloadRow   = `(?, ?)`
+	insertPayloadSQL   = insertPayloadsHead + insertPayloadRow
 )
 
 // appendArgs appends d's values for one insertDeliveryRow, created at now.
@@ -64,29 +69,42 @@ func (d NewDelivery) appendArgs(args []any, now time.Time) []any {
 	if next.IsZero() {
 		next = now
 	}
-	return append(args, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Payload, d.Status, d.Reason,
+	return append(args, d.TenantID, d.Target, d.OriginID, d.RefID, d.MessageID, d.Status, d.Reason,
 		toMillis(next), toMillis(now.Add(d.MaxAge)), toMillis(now), toMillis(now), d.Subject)
 }
 
 // InsertDelivery adds a delivery inside the caller's transaction, so that the outbox row commits
 // together with whatever caused it.
 func InsertDelivery(tx *sql.Tx, now time.Time, d NewDelivery) (int64, error) {
-	return deliveryInserter{tx.QueryRow}.insert(now, d)
+	return deliveryInserter{tx.Exec}.insert(now, d)
 }
 
-// deliveryInserter inserts deliveries through a prepared statement when many go in one transaction.
+// deliveryInserter inserts deliveries through prepared statements when many go in one transaction.
 type deliveryInserter struct {
-	queryRow func(query string, args ...any) *sql.Row
+	exec func(query string, args ...any) (sql.Result, error)
 }
 
+// insert adds d and its payload. No RETURNING: SQLite runs it as a trigger with a statement
+// journal, and the id is the insert's rowid.
 func (i deliveryInserter) insert(now time.Time, d NewDelivery) (int64, error) {
-	var id int64
-	err := i.queryRow(insertDeliverySQL, d.appendArgs(nil, now)...).Scan(&id)
+	res, err := i.exec(insertDeliverySQL, d.appendArgs(nil, now)...)
+	if err != nil {
+		return 0, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	_, err = i.exec(insertPayloadSQL, id, d.Payload)
 	return id, err
 }
 
-const deliveryColumns = `id, tenant_id, target, origin_id, COALESCE(ref_id, 0), message_id, payload, status, COALESCE(reason, ''),
+// deliveryColumns are read from deliveryTables.
+const (
+	deliveryColumns = `id, tenant_id, target, origin_id, COALESCE(ref_id, 0), message_id, payload, status, COALESCE(reason, ''),
 	attempts, next_at, expires_at, COALESCE(last_error, ''), created_at, updated_at, COALESCE(delivered_at, 0)`
+	deliveryTables = `deliveries JOIN delivery_payloads ON delivery_id = id`
+)
 
 func scanDelivery(row interface{ Scan(...any) error }) (*Delivery, error) {
 	var d Delivery
@@ -106,24 +124,38 @@ func (db *DB) ClaimDeliveries(ctx context.Context, target, tenantID string, limi
 	err := db.Write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
 		now := toMillis(db.Now())
-		rows, err := tx.Query(`UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?
-			WHERE id IN (SELECT id FROM deliveries WHERE target = ? AND tenant_id = ? AND status = 'pending' AND next_at <= ?
-				ORDER BY next_at, id LIMIT ?)
-			RETURNING `+deliveryColumns, now, target, tenantID, now, limit)
+		// Read, then mark: an UPDATE … RETURNING cannot join the payloads, and SQLite runs
+		// RETURNING as a trigger with a statement journal. No other writer runs in between.
+		rows, err := tx.Query(`SELECT `+deliveryColumns+` FROM `+deliveryTables+`
+			WHERE target = ? AND tenant_id = ? AND status = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?`,
+			target, tenantID, now, limit)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		var ids []any
 		for rows.Next() {
 			d, err := scanDelivery(rows)
 			if err != nil {
 				return err
 			}
+			d.Status, d.Attempts, d.UpdatedAt = domain.StatusSending, d.Attempts+1, fromMillis(now)
 			out = append(out, d)
+			ids = append(ids, d.ID)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), 500)]
+			ids = ids[len(chunk):]
+			if _, err := tx.Exec(`UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?
+				WHERE id IN (`+marks(len(chunk))+`)`, append([]any{now}, chunk...)...); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	// RETURNING gives no order guarantee.
 	slices.SortFunc(out, func(a, b *Delivery) int { return cmp.Compare(a.ID, b.ID) })
 	return out, err
 }
@@ -331,7 +363,7 @@ func (db *DB) Deliveries(ctx context.Context, f DeliveryFilter) ([]*Delivery, in
 		where += ` AND id < ?`
 		args = append(args, f.BeforeID)
 	}
-	rows, err := db.reader.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+where+` ORDER BY id DESC LIMIT ?`,
+	rows, err := db.reader.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM `+deliveryTables+` WHERE `+where+` ORDER BY id DESC LIMIT ?`,
 		append(args, f.Limit)...)
 	if err != nil {
 		return nil, 0, err

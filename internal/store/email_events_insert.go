@@ -18,11 +18,12 @@ type groupInserter struct {
 	tx         *sql.Tx
 	events     map[int]*sql.Stmt
 	deliveries map[int]*sql.Stmt
+	payloads   map[int]*sql.Stmt
 	args       []any
 }
 
 func newGroupInserter(tx *sql.Tx) *groupInserter {
-	return &groupInserter{tx: tx, events: map[int]*sql.Stmt{}, deliveries: map[int]*sql.Stmt{}}
+	return &groupInserter{tx: tx, events: map[int]*sql.Stmt{}, deliveries: map[int]*sql.Stmt{}, payloads: map[int]*sql.Stmt{}}
 }
 
 func (g *groupInserter) close() {
@@ -30,6 +31,9 @@ func (g *groupInserter) close() {
 		st.Close()
 	}
 	for _, st := range g.deliveries {
+		st.Close()
+	}
+	for _, st := range g.payloads {
 		st.Close()
 	}
 }
@@ -107,7 +111,10 @@ func (g *groupInserter) insertEvents(p *ProcessedBatch, group []*EmailEvent) (in
 	return inserted, rows.Err()
 }
 
-// insertDeliveries queues ds in one statement.
+// insertDeliveries queues ds in one statement, and their payloads in another. A multi-row
+// INSERT gives each row the largest rowid so far plus one, in order (no AUTOINCREMENT, no rowid
+// given, nothing to conflict with on the single writer), so the rows' ids are the n ending at
+// the statement's last one.
 func (g *groupInserter) insertDeliveries(now time.Time, ds []NewDelivery) error {
 	if len(ds) == 0 {
 		return nil
@@ -119,6 +126,22 @@ func (g *groupInserter) insertDeliveries(now time.Time, ds []NewDelivery) error 
 	args := g.args[:0]
 	for _, d := range ds {
 		args = d.appendArgs(args, now)
+	}
+	g.args = args
+	res, err := st.Exec(args...)
+	if err != nil {
+		return err
+	}
+	last, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if st, err = g.stmt(g.payloads, len(ds), insertPayloadsHead, insertPayloadRow, ""); err != nil {
+		return err
+	}
+	args = g.args[:0]
+	for i, d := range ds {
+		args = append(args, last-int64(len(ds)-1-i), d.Payload)
 	}
 	g.args = args
 	_, err = st.Exec(args...)

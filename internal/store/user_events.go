@@ -43,9 +43,12 @@ func (t *Tx) MoveUser(tenantID, from, into string) error {
 		return err
 	}
 	// The payload names the recipient too (the sender reads it from there), so both move.
-	_, err := t.sql.Exec(`UPDATE deliveries SET subject = ?1,
-			payload = CAST(json_set(CAST(payload AS TEXT), '$.distinct_id', ?1) AS BLOB)
-		WHERE tenant_id = ?2 AND subject = ?3 AND target = ?4 AND status IN ('pending', 'dead')`,
+	if _, err := t.sql.Exec(`UPDATE delivery_payloads SET payload = CAST(json_set(CAST(payload AS TEXT), '$.distinct_id', ?1) AS BLOB)
+		WHERE delivery_id IN (SELECT id FROM deliveries WHERE tenant_id = ?2 AND subject = ?3 AND target = ?4 AND status IN ('pending', 'dead'))`,
+		into, tenantID, from, domain.TargetWorkflow); err != nil {
+		return err
+	}
+	_, err := t.sql.Exec(`UPDATE deliveries SET subject = ?1 WHERE tenant_id = ?2 AND subject = ?3 AND target = ?4 AND status IN ('pending', 'dead')`,
 		into, tenantID, from, domain.TargetWorkflow)
 	return err
 }

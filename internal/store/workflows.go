@@ -128,7 +128,7 @@ func (t *Tx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
 // InsertWorkflowDelivery adds a workflow delivery for subject (the subscriber's distinct id).
 func (t *Tx) InsertWorkflowDelivery(now time.Time, d NewDelivery, subject string) (int64, error) {
 	d.Target, d.Subject = domain.TargetWorkflow, subject
-	return deliveryInserter{t.queryRow}.insert(now, d)
+	return deliveryInserter{t.exec}.insert(now, d)
 }
 
 // ReleaseWaiting makes a tenant's workflow deliveries that wait for subject's identify due now
