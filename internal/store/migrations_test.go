@@ -8,18 +8,18 @@ import (
 	"testing"
 )
 
-// openAtVersion creates a database as the binary of schema version v left it, with tenant
-// ten_a and its source src_a, and returns its path and a writer connection to fill it.
-func openAtVersion(t *testing.T, v int) (string, *sql.DB) {
+// openFromVersion creates a database as the binary of schema version v left it, with tenant
+// ten_a and its source src_a and then fill (run with args), and opens it with this binary.
+func openFromVersion(t *testing.T, v int, fill string, args ...any) *DB {
 	t.Helper()
+	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
 	w, err := sql.Open("sqlite", "file:"+path+"?"+writerPragmas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { w.Close() })
 	w.SetMaxOpenConns(1)
-	if _, err := (&DB{writer: w}).migrateTo(context.Background(), v); err != nil {
+	if _, err := (&DB{writer: w}).migrateTo(ctx, v); err != nil {
 		t.Fatal(err)
 	}
 	for _, q := range []string{
@@ -30,7 +30,16 @@ func openAtVersion(t *testing.T, v int) (string, *sql.DB) {
 			t.Fatal(q, err)
 		}
 	}
-	return path, w
+	if _, err := w.Exec(fill, args...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // TestMigration0010MovesBodies opens a database as version 9 left it, with one processed and one
@@ -39,19 +48,9 @@ func openAtVersion(t *testing.T, v int) (string, *sql.DB) {
 // still deletes a processed batch, body and all.
 func TestMigration0010MovesBodies(t *testing.T) {
 	ctx := context.Background()
-	path, w := openAtVersion(t, 9)
 	waiting, done := bytes.Repeat([]byte("w"), 5000), []byte(`[{"msys":{}}]`)
-	if _, err := w.Exec(`INSERT INTO inbox (tenant_id, source_id, batch_id, body, received_at, processed_at, events, duplicates)
-		VALUES ('ten_a', 'src_a', 'b-done', ?, 1000, 2000, 1, 0), ('ten_a', 'src_a', 'b-waiting', ?, 3000, NULL, NULL, NULL)`, done, waiting); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openFromVersion(t, 9, `INSERT INTO inbox (tenant_id, source_id, batch_id, body, received_at, processed_at, events, duplicates)
+		VALUES ('ten_a', 'src_a', 'b-done', ?, 1000, 2000, 1, 0), ('ten_a', 'src_a', 'b-waiting', ?, 3000, NULL, NULL, NULL)`, done, waiting)
 	bs, err := db.UnprocessedBatches(ctx, 0, 10)
 	if err != nil || len(bs) != 1 || bs[0].BatchID != "b-waiting" || !bytes.Equal(bs[0].Body, waiting) {
 		t.Fatalf("waiting batches after the migration: %v, %v; want b-waiting with its %d bytes", bs, err, len(waiting))
@@ -80,18 +79,8 @@ func TestMigration0010MovesBodies(t *testing.T) {
 // payload, and that deleting a delivery deletes its payload.
 func TestMigration0011MovesPayloads(t *testing.T) {
 	ctx := context.Background()
-	path, w := openAtVersion(t, 10)
-	if _, err := w.Exec(`INSERT INTO deliveries (tenant_id, target, origin_id, message_id, payload, status, next_at, expires_at, created_at, updated_at)
-		VALUES ('ten_a', 'segment', 'src_a', 'm1', '{"n":1}', 'pending', 1, 9e15, 1, 1), ('ten_a', 'segment', 'src_a', 'm2', '{"n":2}', 'pending', 1, 9e15, 1, 1)`); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-
-	db, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openFromVersion(t, 10, `INSERT INTO deliveries (tenant_id, target, origin_id, message_id, payload, status, next_at, expires_at, created_at, updated_at)
+		VALUES ('ten_a', 'segment', 'src_a', 'm1', '{"n":1}', 'pending', 1, 9e15, 1, 1), ('ten_a', 'segment', 'src_a', 'm2', '{"n":2}', 'pending', 1, 9e15, 1, 1)`)
 	listed, _, err := db.Deliveries(ctx, DeliveryFilter{TenantID: "ten_a", Limit: 10})
 	if err != nil || len(listed) != 2 {
 		t.Fatalf("deliveries after the migration: %v, %v; want 2", listed, err)
