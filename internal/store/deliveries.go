@@ -47,9 +47,9 @@ type NewDelivery struct {
 }
 
 // A delivery as inserted: insertDeliveriesHead, then one insertDeliveryRow per delivery with the
-// values of NewDelivery.appendArgs; its payload goes into delivery_payloads under the row's id
-// (insertPayloadsHead, one insertPayloadRow each), a table claims and outcomes never touch, so that claiming and
-// finishing a delivery rewrite a small row and not its payload's pages.
+// values of NewDelivery.appendArgs. Its payload goes into delivery_payloads under the row's id
+// (insertPayloadsHead, one insertPayloadRow each), a table claims and outcomes never touch, so
+// that claiming and finishing a delivery rewrite a small row and not its payload's pages.
 const (
 	insertDeliveriesHead = `INSERT INTO deliveries (tenant_id, target, origin_id, ref_id, message_id, status, reason,
 	next_at, expires_at, created_at, updated_at, subject) VALUES `
