@@ -31,7 +31,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 test: vet fmt-check
-	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # The crash test at length: SIGKILL under mixed load, CRASH_ROUNDS times (make test runs 3).
 CRASH_ROUNDS ?= 20
