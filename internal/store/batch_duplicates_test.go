@@ -149,7 +149,8 @@ func TestMigration0007FillsExistingBatches(t *testing.T) {
 
 // TestGroupedInsertLinksEachDelivery: events go in by groups of insertGroup rows; across and
 // inside groups, the first of two events with one id is stored and queued, later ones and ids
-// stored before are not, and every delivery points at the row of its own event.
+// stored before are not, and every delivery points at the row of its own event and has its own
+// event's payload.
 func TestGroupedInsertLinksEachDelivery(t *testing.T) {
 	ctx := context.Background()
 	db, tn, src := duplicatesFixture(t)
@@ -171,20 +172,24 @@ func TestGroupedInsertLinksEachDelivery(t *testing.T) {
 	if want := distinct - 2; p.Inserted != want || p.Queued != want || p.Duplicates != n-want {
 		t.Fatalf("inserted %d, queued %d, duplicates %d; want %d, %d, %d", p.Inserted, p.Queued, p.Duplicates, want, want, n-want)
 	}
-	rows, err := db.Reader().Query(`SELECT e.event_id, d.message_id FROM deliveries d JOIN email_events e ON e.id = d.ref_id WHERE e.inbox_id = ?`, b.ID)
+	rows, err := db.Reader().Query(`SELECT e.event_id, d.message_id, p.payload FROM deliveries d JOIN email_events e ON e.id = d.ref_id
+		JOIN delivery_payloads p ON p.delivery_id = d.id WHERE e.inbox_id = ?`, b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	seen := 0
 	for rows.Next() {
-		var eventID, messageID string
-		if err := rows.Scan(&eventID, &messageID); err != nil {
+		var eventID, messageID, payload string
+		if err := rows.Scan(&eventID, &messageID, &payload); err != nil {
 			t.Fatal(err)
 		}
 		i, _ := strconv.Atoi(strings.TrimPrefix(eventID, "id-"))
 		if messageID != fmt.Sprintf("sp-%d", i) { // the first event with that id, not a later one
 			t.Errorf("event %s has the delivery of %s", eventID, messageID)
+		}
+		if want := `{"n":` + strconv.Itoa(i) + `}`; payload != want { // each delivery's own payload row
+			t.Errorf("delivery %s has payload %s, want %s", messageID, payload, want)
 		}
 		seen++
 	}
