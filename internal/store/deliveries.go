@@ -143,18 +143,12 @@ func (db *DB) ClaimDeliveries(ctx context.Context, target, tenantID string, limi
 			out = append(out, d)
 			ids = append(ids, d.ID)
 		}
-		if err := rows.Err(); err != nil || len(ids) == 0 {
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		for len(ids) > 0 {
-			chunk := ids[:min(len(ids), 500)]
-			ids = ids[len(chunk):]
-			if _, err := tx.Exec(`UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ?
-				WHERE id IN (`+marks(len(chunk))+`)`, append([]any{now}, chunk...)...); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err = updateByIDs(tx, `UPDATE deliveries SET status = 'sending', attempts = attempts + 1, updated_at = ? WHERE id IN (`,
+			[]any{now}, ids)
+		return err
 	})
 	slices.SortFunc(out, func(a, b *Delivery) int { return cmp.Compare(a.ID, b.ID) })
 	return out, err
@@ -214,20 +208,32 @@ func (db *DB) FinishDeliveries(ctx context.Context, outs []Outcome) (delivered, 
 			}
 		}
 		// The common case, every message accepted, is a few statements rather than one per row.
-		for len(ok) > 0 {
-			chunk := ok[:min(len(ok), 500)]
-			ok = ok[len(chunk):]
-			res, err := tx.Exec(`UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL,
-				last_error = NULL WHERE status = 'sending' AND id IN (`+marks(len(chunk))+`)`, append([]any{now, now}, chunk...)...)
-			if err != nil {
-				return err
-			}
-			n, _ := res.RowsAffected()
-			delivered += int(n)
-		}
-		return nil
+		n, err := updateByIDs(tx, `UPDATE deliveries SET status = 'delivered', delivered_at = ?, updated_at = ?, reason = NULL,
+			last_error = NULL WHERE status = 'sending' AND id IN (`, []any{now, now}, ok)
+		delivered = int(n)
+		return err
 	})
 	return delivered, dead, err
+}
+
+// updateByIDs runs update (ending in "id IN (") with args for ids, 500 ids per statement, and
+// returns how many rows changed.
+func updateByIDs(tx *sql.Tx, update string, args, ids []any) (int64, error) {
+	var changed int64
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		res, err := tx.Exec(update+marks(len(chunk))+`)`, append(slices.Clip(args), chunk...)...)
+		if err != nil {
+			return changed, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return changed, err
+		}
+		changed += n
+	}
+	return changed, nil
 }
 
 // marks returns "?, ?, …" with n placeholders.
