@@ -250,6 +250,8 @@ type applier struct {
 	live         bool
 	hasWorkflows bool
 	notify       bool
+	// workflows maps an event name to the workflows it triggers, read on the first event.
+	workflows map[string][]string
 }
 
 // apply applies one message that parsed; rowID is its stored row.
@@ -397,9 +399,15 @@ func (a *applier) event(p *Parsed, rowID int64) error {
 	if !a.live || !a.hasWorkflows {
 		return nil
 	}
-	ids, err := a.tx.WorkflowsForEvent(a.tenantID, name)
-	if err != nil || len(ids) == 0 {
-		return err
+	if a.workflows == nil {
+		var err error
+		if a.workflows, err = a.tx.WorkflowsByEvent(a.tenantID); err != nil {
+			return err
+		}
+	}
+	ids := a.workflows[name]
+	if len(ids) == 0 {
+		return nil
 	}
 	known, err := a.tx.ProfileExists(a.tenantID, p.DistinctID)
 	if err != nil {

@@ -127,3 +127,45 @@ func mustTenant(t *testing.T, svc *Service) string {
 	}
 	return id
 }
+
+// One hook call reads the tenant's workflows once; each event still fires exactly the
+// workflows of its own name, every one of them, and no other.
+func TestEachEventFiresTheWorkflowsOfItsName(t *testing.T) {
+	svc, did := serviceFixture(t, DefaultSettings()) // its workflow "w" fires on E
+	ctx := context.Background()
+	db := svc.DB.(*store.DB)
+	tenantID := mustTenant(t, svc)
+	for _, w := range []struct{ name, event string }{{"w2", "E"}, {"f", "F"}} {
+		if err := db.CreateWorkflow(ctx, &store.Workflow{ID: domain.NewID("wfl_"), TenantID: tenantID, Name: w.name, Event: w.event,
+			URL: "http://127.0.0.1:9/", SecretEnc: []byte("s"), SecretHint: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := []json.RawMessage{
+		json.RawMessage(`{"type":"track","userId":"u","messageId":"1","event":"E"}`),
+		json.RawMessage(`{"type":"track","userId":"u","messageId":"2","event":"G"}`),
+		json.RawMessage(`{"type":"track","userId":"u","messageId":"3","event":"F"}`),
+		json.RawMessage(`{"type":"track","userId":"u","messageId":"4","event":"E"}`),
+	}
+	if _, err := svc.Receive(ctx, did, Prepare(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Reader().Query(`SELECT w.name, group_concat(d.message_id, ',') FROM deliveries d JOIN workflows w ON w.id = d.origin_id
+		GROUP BY w.name ORDER BY w.name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var name, ids string
+		if err := rows.Scan(&name, &ids); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = ids
+	}
+	want := map[string]string{"w": "1,4", "w2": "1,4", "f": "3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("deliveries by workflow = %v, want %v", got, want)
+	}
+}

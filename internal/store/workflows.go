@@ -102,27 +102,28 @@ func (db *DB) DeleteWorkflow(ctx context.Context, tenantID, id string) error {
 }
 
 const (
-	qWorkflowsForEvent = `SELECT id FROM workflows WHERE tenant_id = ? AND event = ? ORDER BY created_at, id`
-	qReleaseWaiting    = `UPDATE deliveries SET next_at = ?, reason = NULL, updated_at = ?
+	qWorkflowsByEvent = `SELECT event, id FROM workflows WHERE tenant_id = ? ORDER BY created_at, id`
+	qReleaseWaiting   = `UPDATE deliveries SET next_at = ?, reason = NULL, updated_at = ?
 		WHERE tenant_id = ? AND subject = ? AND target = ? AND status = 'pending' AND reason = ?`
 )
 
-// WorkflowsForEvent returns the ids of a tenant's workflows triggered by event.
-func (t *Tx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
-	rows, err := t.query(qWorkflowsForEvent, tenantID, event)
+// WorkflowsByEvent returns the ids of a tenant's workflows by the event that triggers them, each
+// list in the order the workflows were created. A hook call reads them once, not once per event.
+func (t *Tx) WorkflowsByEvent(tenantID string) (map[string][]string, error) {
+	rows, err := t.query(qWorkflowsByEvent, tenantID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var ids []string
+	byEvent := map[string][]string{}
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var event, id string
+		if err := rows.Scan(&event, &id); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		byEvent[event] = append(byEvent[event], id)
 	}
-	return ids, rows.Err()
+	return byEvent, rows.Err()
 }
 
 // InsertWorkflowDelivery adds a workflow delivery for subject (the subscriber's distinct id).
