@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
@@ -167,5 +168,64 @@ func TestEachEventFiresTheWorkflowsOfItsName(t *testing.T) {
 	want := map[string]string{"w": "1,4", "w2": "1,4", "f": "3"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("deliveries by workflow = %v, want %v", got, want)
+	}
+}
+
+// A hook body reads the profiles it changes ahead, in one query, and keeps that copy in step
+// with its own writes. Whatever the order of identify, group, alias and delete calls on the same
+// users inside one body, the profiles end as they do when each message comes in a call of its own.
+func TestOneBodyLeavesTheProfilesOfOneCallPerMessage(t *testing.T) {
+	ctx := context.Background()
+	msgs := []json.RawMessage{
+		json.RawMessage(`{"type":"identify","userId":"u1","messageId":"1","traits":{"email":"a@example.com","plan":"free"}}`),
+		json.RawMessage(`{"type":"identify","userId":"u2","messageId":"2","traits":{"email":"b@example.com","phone":"+14155550100"}}`),
+		json.RawMessage(`{"type":"group","userId":"u1","messageId":"3","groupId":"g1"}`),
+		json.RawMessage(`{"type":"alias","userId":"u1","previousId":"u2","messageId":"4"}`),
+		json.RawMessage(`{"type":"identify","userId":"u2","messageId":"5","traits":{"name":"back again"}}`),
+		json.RawMessage(`{"type":"identify","userId":"u3","messageId":"6","traits":{"email":"c@example.com"}}`),
+		json.RawMessage(`{"type":"delete","userId":"u3","messageId":"7"}`),
+		json.RawMessage(`{"type":"identify","userId":"u3","messageId":"8","traits":{"plan":"pro"}}`),
+		json.RawMessage(`{"type":"identify","userId":"u1","messageId":"9","traits":{"email":"a2@example.com","plan":"pro"}}`),
+		json.RawMessage(`{"type":"alias","userId":"u4","previousId":"u1","messageId":"10"}`),
+		json.RawMessage(`{"type":"identify","userId":"u4","messageId":"11","traits":{"language":"fr"}}`),
+	}
+	profiles := func(svc *Service) map[string]string {
+		rows, err := svc.DB.(*store.DB).Reader().Query(`SELECT distinct_id, body FROM profiles ORDER BY distinct_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var id string
+			var body []byte
+			if err := rows.Scan(&id, &body); err != nil {
+				t.Fatal(err)
+			}
+			p, err := DecodeProfile(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.CreatedAt, p.UpdatedAt = time.Time{}, time.Time{}
+			out[id] = string(EncodeProfile(p))
+		}
+		return out
+	}
+	one, did := serviceFixture(t, DefaultSettings())
+	if _, err := one.Receive(ctx, did, Prepare(msgs)); err != nil {
+		t.Fatal(err)
+	}
+	each, did2 := serviceFixture(t, DefaultSettings())
+	for _, m := range msgs {
+		if _, err := each.Receive(ctx, did2, Prepare([]json.RawMessage{m})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, want := profiles(one), profiles(each)
+	if len(want) != 3 { // u2 (identified again after the alias), u3 (after its delete), u4
+		t.Fatalf("one call per message left %d profiles: %v", len(want), want)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("one body left profiles\n%v\none call per message left\n%v", got, want)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -154,33 +155,42 @@ func (db *DB) Profiles(ctx context.Context, f ProfileFilter, p Page) ([]*Profile
 // ProfileBodies returns the stored JSON of the named profiles that exist, by distinct id; the
 // replay uses it to compare profiles before and after.
 func (db *DB) ProfileBodies(ctx context.Context, tenantID string, ids []string) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		args := []any{tenantID}
-		for _, id := range ids[:n] {
-			args = append(args, id)
-		}
-		rows, err := db.reader.QueryContext(ctx, `SELECT distinct_id, body FROM profiles WHERE tenant_id = ? AND distinct_id IN (?`+
-			strings.Repeat(`, ?`, n-1)+`)`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var id string
-			var body []byte
-			if err := rows.Scan(&id, &body); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[id] = body
-		}
-		if err := rows.Close(); err != nil {
-			return nil, err
-		}
-		ids = ids[n:]
+	return profileBodies(func(args ...any) (*sql.Rows, error) { return db.reader.QueryContext(ctx, qProfileBodies, args...) }, tenantID, ids)
+}
+
+// ProfileBodies is DB.ProfileBodies inside a write: a hook call reads the profiles it will
+// change in one query rather than one per message.
+func (t *Tx) ProfileBodies(tenantID string, ids []string) (map[string][]byte, error) {
+	return profileBodies(func(args ...any) (*sql.Rows, error) { return t.query(qProfileBodies, args...) }, tenantID, ids)
+}
+
+// qProfileBodies takes the ids as one JSON array, so that one prepared statement serves any
+// number of them; SQLite looks each up by the primary key.
+const qProfileBodies = `SELECT distinct_id, body FROM profiles WHERE tenant_id = ? AND distinct_id IN (SELECT value FROM json_each(?))`
+
+func profileBodies(query func(args ...any) (*sql.Rows, error), tenantID string, ids []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ids))
+	if len(ids) == 0 {
+		return out, nil
 	}
-	return out, nil
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := query(tenantID, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, err
+		}
+		out[id] = body
+	}
+	return out, rows.Err()
 }
 
 // EraseUser removes everything a tenant holds about distinctID: the profile, its channels and

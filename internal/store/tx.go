@@ -38,7 +38,7 @@ type destStatements struct {
 // destHotQueries are the statements every hook call runs.
 var destHotQueries = []string{
 	qDestinationForWrite, qInsertInbound, qInsertDuplicate, qSetInboundOutcome,
-	qProfile, qProfileExists, qPutProfile, qDeleteChannels, qInsertChannel,
+	qProfile, qProfileBodies, qProfileExists, qPutProfile, qDeleteChannels, qInsertChannel,
 	qPutUserEvent, qWorkflowsByEvent, insertDeliverySQL, insertPayloadSQL, qReleaseWaiting,
 }
 
