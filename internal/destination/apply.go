@@ -450,7 +450,8 @@ type txProfiles struct {
 }
 
 // readProfiles returns the profile set of a hook call with the profiles its messages change
-// read ahead in one query: for a 100-message body, one query instead of one per identify.
+// read ahead in one query: for a 100-message body, one query instead of one per identify. With
+// fewer than two such profiles, get reads the one by its own query.
 func readProfiles(tx *store.Tx, tenantID string, msgs []Parsed) (*txProfiles, error) {
 	var ids []string
 	for i := range msgs {
@@ -464,7 +465,9 @@ func readProfiles(tx *store.Tx, tenantID string, msgs []Parsed) (*txProfiles, er
 		}
 	}
 	slices.Sort(ids)
-	ids = slices.Compact(ids)
+	if ids = slices.Compact(ids); len(ids) < 2 {
+		return &txProfiles{tx: tx, tenantID: tenantID}, nil // a point query of its own is cheaper
+	}
 	found, err := tx.ProfileBodies(tenantID, ids)
 	if err != nil {
 		return nil, err
