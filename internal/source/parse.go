@@ -103,10 +103,17 @@ func SplitArray(body []byte, what string) ([]json.RawMessage, error) {
 	if Kind(b) != '[' {
 		return nil, domain.Errorf(domain.EINVALID, "body is a JSON %s; expected a JSON array of %s", KindName(b), what)
 	}
+	return ArrayElements(b), nil
+}
+
+// ArrayElements returns the elements of a JSON array that was validated before, sub-slices of
+// body: the stored body of a batch, which the hook accepted through SplitArray. It reads no
+// further than a structural error, so any input is safe, but only a valid array gives all of them.
+func ArrayElements(body []byte) []json.RawMessage {
 	elems := []json.RawMessage{}
-	EachMember(b, func(_, val []byte) bool {
+	EachMember(body, func(_, val []byte) bool {
 		elems = append(elems, val)
 		return true
 	})
-	return elems, nil
+	return elems
 }

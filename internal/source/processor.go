@@ -199,9 +199,14 @@ func (p *Processor) process(ctx context.Context, b *store.InboxBatch) error {
 // processor and the back-fill share it, so an event means the same wherever it came from.
 func Batch(p Provider, b *store.InboxBatch, s domain.SourceSettings, notSent string) *store.ProcessedBatch {
 	pb := &store.ProcessedBatch{Batch: b, Target: domain.TargetSegment, MaxAge: delivery.MaxAge}
-	elems, _, err := p.Split(b.Body)
-	if err != nil {
-		pb.Error = domain.ErrorMessage(err)
+	var elems []json.RawMessage
+	if s, ok := p.(StoredSplitter); ok {
+		elems = s.SplitStored(b.Body)
+	} else {
+		var err error
+		if elems, _, err = p.Split(b.Body); err != nil {
+			pb.Error = domain.ErrorMessage(err)
+		}
 	}
 	pb.Events = make([]*store.EmailEvent, 0, len(elems))
 	for _, elem := range elems {

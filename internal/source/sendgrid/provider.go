@@ -42,7 +42,10 @@ func (provider) Auths() []string {
 }
 
 func (provider) Split(body []byte) ([]json.RawMessage, bool, error) { return SplitBatch(body) }
-func (provider) Parse(elem json.RawMessage) source.Event            { return ParseEvent(elem) }
+
+// SplitStored splits a stored batch, an array SplitBatch accepted.
+func (provider) SplitStored(body []byte) []json.RawMessage { return source.ArrayElements(body) }
+func (provider) Parse(elem json.RawMessage) source.Event   { return ParseEvent(elem) }
 func (provider) Map(tenantID string, ev source.Event, s domain.SourceSettings) (delivery.SegmentMessage, source.Outcome, string) {
 	return Map(tenantID, ev, s)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,12 @@ func CheckBody(t *testing.T, p source.Provider, body []byte, settings []domain.S
 	}
 	if ping && len(elems) > 0 {
 		t.Fatalf("ping with %d elements", len(elems))
+	}
+	if s, ok := p.(source.StoredSplitter); ok && !ping {
+		// The processor splits the stored copy of an accepted body this way.
+		if stored := s.SplitStored(body); !slices.EqualFunc(stored, elems, func(a, b json.RawMessage) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("SplitStored gives %d elements, Split %d (or different ones)", len(stored), len(elems))
+		}
 	}
 	for _, e := range elems {
 		ev := p.Parse(e)

@@ -33,7 +33,10 @@ func (provider) Types() []string { return slices.Clone(Types) }
 func (provider) Auths() []string { return []string{domain.AuthBasic, domain.AuthOAuth2} }
 
 func (provider) Split(body []byte) ([]json.RawMessage, bool, error) { return SplitBatch(body) }
-func (provider) Parse(elem json.RawMessage) source.Event            { return ParseEvent(elem) }
+
+// SplitStored splits a stored batch, an array SplitBatch accepted.
+func (provider) SplitStored(body []byte) []json.RawMessage { return source.ArrayElements(body) }
+func (provider) Parse(elem json.RawMessage) source.Event   { return ParseEvent(elem) }
 func (provider) Map(tenantID string, ev source.Event, s domain.SourceSettings) (delivery.SegmentMessage, source.Outcome, string) {
 	return Map(tenantID, ev, s)
 }
