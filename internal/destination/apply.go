@@ -254,7 +254,8 @@ type applier struct {
 	live         bool
 	hasWorkflows bool
 	notify       bool
-	// workflows maps an event name to the workflows it triggers, read on the first event.
+	// workflows holds the ids of the workflows each event name triggers, read on the name's
+	// first event of the hook call (not all the tenant's: a tenant may have thousands).
 	workflows map[string][]string
 }
 
@@ -403,13 +404,17 @@ func (a *applier) event(p *Parsed, rowID int64) error {
 	if !a.live || !a.hasWorkflows {
 		return nil
 	}
-	if a.workflows == nil {
+	ids, ok := a.workflows[name]
+	if !ok {
 		var err error
-		if a.workflows, err = a.tx.WorkflowsByEvent(a.tenantID); err != nil {
+		if ids, err = a.tx.WorkflowsForEvent(a.tenantID, name); err != nil {
 			return err
 		}
+		if a.workflows == nil {
+			a.workflows = map[string][]string{}
+		}
+		a.workflows[name] = ids
 	}
-	ids := a.workflows[name]
 	if len(ids) == 0 {
 		return nil
 	}

@@ -39,7 +39,7 @@ type destStatements struct {
 var destHotQueries = []string{
 	qDestinationForWrite, qInsertInbound, qInsertDuplicate, qSetInboundOutcome,
 	qProfile, qProfileBodies, qProfileExists, qPutProfile, qDeleteChannels, qInsertChannel,
-	qPutUserEvent, qWorkflowsByEvent, insertDeliverySQL, insertPayloadSQL, qReleaseWaiting,
+	qPutUserEvent, qWorkflowsForEvent, insertDeliverySQL, insertPayloadSQL, qReleaseWaiting,
 }
 
 // prepareDestStatements prepares the hook's statements; Open calls it while the writer is free.

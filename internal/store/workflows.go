@@ -102,28 +102,27 @@ func (db *DB) DeleteWorkflow(ctx context.Context, tenantID, id string) error {
 }
 
 const (
-	qWorkflowsByEvent = `SELECT event, id FROM workflows WHERE tenant_id = ? ORDER BY created_at, id`
-	qReleaseWaiting   = `UPDATE deliveries SET next_at = ?, reason = NULL, updated_at = ?
+	qWorkflowsForEvent = `SELECT id FROM workflows WHERE tenant_id = ? AND event = ? ORDER BY created_at, id`
+	qReleaseWaiting    = `UPDATE deliveries SET next_at = ?, reason = NULL, updated_at = ?
 		WHERE tenant_id = ? AND subject = ? AND target = ? AND status = 'pending' AND reason = ?`
 )
 
-// WorkflowsByEvent returns the ids of a tenant's workflows by the event that triggers them, each
-// list in the order the workflows were created. A hook call reads them once, not once per event.
-func (t *Tx) WorkflowsByEvent(tenantID string) (map[string][]string, error) {
-	rows, err := t.query(qWorkflowsByEvent, tenantID)
+// WorkflowsForEvent returns the ids of a tenant's workflows triggered by event.
+func (t *Tx) WorkflowsForEvent(tenantID, event string) ([]string, error) {
+	rows, err := t.query(qWorkflowsForEvent, tenantID, event)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	byEvent := map[string][]string{}
+	var ids []string
 	for rows.Next() {
-		var event, id string
-		if err := rows.Scan(&event, &id); err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		byEvent[event] = append(byEvent[event], id)
+		ids = append(ids, id)
 	}
-	return byEvent, rows.Err()
+	return ids, rows.Err()
 }
 
 // InsertWorkflowDelivery adds a workflow delivery for subject (the subscriber's distinct id).
