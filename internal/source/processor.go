@@ -233,7 +233,7 @@ func row(p Provider, tenantID string, ev Event, s domain.SourceSettings, notSent
 	t, out, reason := p.Map(tenantID, ev, s)
 	switch out {
 	case OutcomeSend:
-		payload, err := json.Marshal(&t)
+		payload, err := t.Payload()
 		if err != nil {
 			e.Status, e.Reason = store.EventInvalid, "cannot encode the Segment message: "+err.Error()
 			break
