@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
@@ -120,7 +121,11 @@ func Identify(t *delivery.SegmentMessage, s domain.SourceSettings, meta any, met
 func userID(meta any, keys []string) string {
 	m, _ := meta.(map[string]any)
 	for _, k := range keys {
-		switch v := m[k].(type) {
+		v := m[k]
+		if raw, ok := v.(json.RawMessage); ok {
+			v = scalar(raw)
+		}
+		switch v := v.(type) {
 		case string:
 			if s := strings.TrimSpace(v); s != "" {
 				return s
@@ -132,10 +137,34 @@ func userID(meta any, keys []string) string {
 	return ""
 }
 
-// DecodeObject decodes an event body with numbers kept as json.Number, so "every other field
-// unchanged" holds down to the digits (1.50 stays 1.50, ids beyond 2^53 stay exact). size is
-// a hint of the number of members.
-func DecodeObject(body []byte, size int) (map[string]any, error) {
+// Properties reads an event body into a track call's properties: each top-level member keeps
+// its raw JSON (a json.RawMessage), which delivery.SegmentMessage.Payload copies as it is, so
+// "every other field unchanged" holds down to the digits (1.50 stays 1.50, ids beyond 2^53 stay
+// exact) and the body is not decoded into Go values only to be encoded again: that decode and
+// encode were most of the processor's cost per event. A member named twice keeps its last
+// value, as a decoder would. size is a hint of the number of members.
+//
+// body must be an element of a body Split accepted, so valid JSON. A body that is not valid
+// UTF-8 is decoded instead, which turns its invalid bytes into U+FFFD as Segment expects.
+func Properties(body []byte, size int) (map[string]any, error) {
+	if !utf8.Valid(body) {
+		return decodeObject(body, size)
+	}
+	if Kind(TrimSpace(body)) != '{' {
+		return nil, fmt.Errorf("event is a JSON %s, not an object", KindName(TrimSpace(body)))
+	}
+	m := make(map[string]any, size)
+	if !EachMember(body, func(key, val []byte) bool {
+		m[KeyText(key)] = json.RawMessage(val)
+		return true
+	}) {
+		return nil, fmt.Errorf("event is not a JSON object it can read to its end")
+	}
+	return m, nil
+}
+
+// decodeObject decodes an object with numbers kept as json.Number.
+func decodeObject(body []byte, size int) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	m := make(map[string]any, size)
@@ -148,16 +177,43 @@ func DecodeObject(body []byte, size int) (map[string]any, error) {
 	return m, nil
 }
 
-// StringField returns a top-level string or number member of a decoded object as text, ""
-// otherwise.
+// StringField returns a top-level string or number member of properties (raw or decoded) as
+// text, "" otherwise.
 func StringField(props map[string]any, key string) string {
 	switch v := props[key].(type) {
+	case json.RawMessage:
+		return ScalarText(v)
 	case string:
 		return v
 	case json.Number:
 		return v.String()
 	}
 	return ""
+}
+
+// scalar decodes a raw JSON string to a string and keeps a raw number as a json.Number, as a
+// decoder with UseNumber would; anything else is nil.
+func scalar(raw json.RawMessage) any {
+	switch r := TrimSpace(raw); Kind(r) {
+	case '"':
+		return ScalarText(r)
+	case '0':
+		return json.Number(r)
+	}
+	return nil
+}
+
+// ObjectField returns a top-level object member of properties as properties of its own (read
+// as Properties reads a body), or nil when it is absent or not an object.
+func ObjectField(props map[string]any, key string) map[string]any {
+	switch v := props[key].(type) {
+	case map[string]any:
+		return v
+	case json.RawMessage:
+		m, _ := Properties(v, 8)
+		return m
+	}
+	return nil
 }
 
 // SetProperty sets a Segment Email-spec property unless the value is blank.

@@ -60,7 +60,7 @@ func Map(tenantID string, ev source.Event, s domain.SourceSettings) (t delivery.
 		return t, source.OutcomeNotSent, reason
 	}
 	// Sized for a SendGrid event (10–20 fields, plus unique args) and the spec keys.
-	props, err := source.DecodeObject(ev.Body, 32)
+	props, err := source.Properties(ev.Body, 32)
 	if err != nil {
 		return t, source.OutcomeInvalid, "invalid event: " + err.Error()
 	}
@@ -84,10 +84,10 @@ func uniqueArgs(props map[string]any, keys []string) map[string]any {
 	if len(keys) == 0 {
 		keys = source.DefaultUserIDKeys
 	}
-	nested, _ := props["unique_args"].(map[string]any)
+	nested := source.ObjectField(props, "unique_args")
 	args := make(map[string]any, len(keys))
 	for _, k := range keys {
-		if v, ok := props[k]; ok && strings.TrimSpace(source.StringField(props, k)) != "" {
+		if v := source.StringField(props, k); strings.TrimSpace(v) != "" {
 			args[k] = v
 		} else if v, ok := nested[k]; ok {
 			args[k] = v
@@ -125,7 +125,7 @@ func setSpecProperties(props map[string]any, ev source.Event) {
 	case "click":
 		set("link_url", source.StringField(props, "url"))
 		// url_offset {"index": 0, "type": "html"} says which link of the message it was.
-		if off, ok := props["url_offset"].(map[string]any); ok {
+		if off := source.ObjectField(props, "url_offset"); off != nil {
 			set("link_id", source.StringField(off, "index"))
 		}
 	case "unsubscribe", "group_unsubscribe", "group_resubscribe":

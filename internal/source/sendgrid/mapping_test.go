@@ -53,6 +53,7 @@ func mustSend(tb testing.TB, tenantID string, ev source.Event, s domain.SourceSe
 	if out != source.OutcomeSend {
 		tb.Fatalf("Map(%s) = %v (%s), want send", ev.Body, out, reason)
 	}
+	sourcetest.AsSent(tb, &tr)
 	return tr
 }
 
@@ -439,7 +440,7 @@ func TestMapShrinksOversizedEvents(t *testing.T) {
 	if err != nil || size > source.MaxMessageBytes {
 		t.Fatalf("encoded size %d (err %v), limit %d", size, err, source.MaxMessageBytes)
 	}
-	if got, want := tr.Properties[source.TruncatedKey], []string{"blob"}; !reflect.DeepEqual(got, want) {
+	if got, want := tr.Properties[source.TruncatedKey], []any{"blob"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("%s = %#v, want %v", source.TruncatedKey, got, want)
 	}
 	for _, k := range []string{"email_id", "campaign_id", "campaign_name", "link_url", "small", "user_id", "sg_event_id"} {

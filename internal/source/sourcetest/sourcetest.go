@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-hub/switchboard/internal/delivery"
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
 )
@@ -37,7 +38,8 @@ func Seed(f *testing.F, extra ...string) {
 // error is EINVALID with no elements; every event has an EventID, and a clean parse a type and
 // a valid JSON body; timestamps are UTC within years 1–9999; every outcome but send has a
 // reason; a sent call is a track with an event name, a user, a messageId starting with
-// idPrefix and at most 100 bytes, and fits Segment's per-message limit once encoded.
+// idPrefix and at most 100 bytes, fits Segment's per-message limit once encoded, and is stored
+// as the payload json.Marshal would give.
 func CheckBody(t *testing.T, p source.Provider, body []byte, settings []domain.SourceSettings, idPrefix string) {
 	t.Helper()
 	elems, ping, err := p.Split(body)
@@ -81,6 +83,14 @@ func CheckBody(t *testing.T, p source.Provider, body []byte, settings []domain.S
 				size, err := source.EncodedSize(&tr)
 				if err != nil || size > source.MaxMessageBytes {
 					t.Fatalf("track of %d bytes, err %v", size, err)
+				}
+				// The stored payload is the message json.Marshal would give, value for value.
+				payload, err := tr.Payload()
+				if err != nil {
+					t.Fatalf("payload: %v", err)
+				}
+				if enc, _ := json.Marshal(&tr); Compact(t, payload) != Compact(t, enc) {
+					t.Fatalf("payload %s\nis not what json.Marshal gives: %s", payload, enc)
 				}
 			case source.OutcomeNotSent, source.OutcomeSkipped, source.OutcomeInvalid:
 				if reason == "" {
@@ -128,4 +138,23 @@ func Compact(tb testing.TB, raw []byte) string {
 		tb.Fatal(err)
 	}
 	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// AsSent replaces tr's properties with those of its stored payload, decoded with numbers as
+// json.Number: the values a test compares are what Segment gets, not the providers' raw copies.
+func AsSent(tb testing.TB, tr *delivery.SegmentMessage) {
+	tb.Helper()
+	payload, err := tr.Payload()
+	if err != nil {
+		tb.Fatalf("payload: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var sent struct {
+		Properties map[string]any `json:"properties"`
+	}
+	if err := dec.Decode(&sent); err != nil {
+		tb.Fatalf("payload %s: %v", payload, err)
+	}
+	tr.Properties = sent.Properties
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
 	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
+	"github.com/switchboard-hub/switchboard/internal/store"
 )
 
 // FuzzParseBatch feeds arbitrary bodies through the whole pure pipeline (sourcetest.CheckBody).
@@ -22,13 +23,36 @@ func FuzzParseBatch(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) { sourcetest.CheckBody(t, Provider, body, settings, "sp-") })
 }
 
-// BenchmarkParseAndMap measures the worker's pure cost per event on a 1,000-event batch of
-// realistic size (~1 kB an event, mixed types).
+// BenchmarkParseAndMap measures the processor's pure cost per event on a 1,000-event batch of
+// realistic size (~1 kB an event, mixed types): source.Batch splits the stored body, parses and
+// maps each event and encodes its Segment payload, as the processor does before committing.
 func BenchmarkParseAndMap(b *testing.B) {
+	body := benchBatch(1000)
+	batch := &store.InboxBatch{ID: 1, TenantID: "ten_bench", SourceID: "src_bench", Body: body}
+	s := domain.SourceSettings{}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		pb := source.Batch(Provider, batch, s, "")
+		if len(pb.Events) != 1000 {
+			b.Fatalf("%d events", len(pb.Events))
+		}
+		for _, e := range pb.Events {
+			if e.Status == store.EventInvalid {
+				b.Fatal(e.Reason)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+}
+
+// benchBatch builds a SparkPost batch of n realistic events of mixed types.
+func benchBatch(n int) []byte {
 	types := []string{"delivery", "injection", "open", "click", "bounce", "initial_open"}
 	var sb strings.Builder
 	sb.WriteString("[")
-	for i := range 1000 {
+	for i := range n {
 		if i > 0 {
 			sb.WriteString(",")
 		}
@@ -48,22 +72,5 @@ func BenchmarkParseAndMap(b *testing.B) {
 			wrapper, typ, 120632847947746861+i, 1496154610+i, i, i, i)
 	}
 	sb.WriteString("]")
-	body := []byte(sb.String())
-	s := domain.SourceSettings{}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		elems, _, err := SplitBatch(body)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, e := range elems {
-			ev := ParseEvent(e)
-			if _, out, _ := Map("ten_bench", ev, s); out == source.OutcomeInvalid {
-				b.Fatal(ev.ParseError)
-			}
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/event")
+	return []byte(sb.String())
 }

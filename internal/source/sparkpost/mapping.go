@@ -63,14 +63,14 @@ func Map(tenantID string, ev source.Event, s domain.SourceSettings) (t delivery.
 	if ok, reason := source.Allowed(s, ev.Type); !ok {
 		return t, source.OutcomeNotSent, reason
 	}
-	// Sized for a SparkPost event (25–45 fields) plus the spec keys: no rehash while decoding.
-	props, err := source.DecodeObject(ev.Body, 48)
+	// Sized for a SparkPost event (25–45 fields) plus the spec keys: no rehash while reading.
+	props, err := source.Properties(ev.Body, 48)
 	if err != nil {
 		return t, source.OutcomeInvalid, "invalid event: " + err.Error()
 	}
 
 	t = delivery.SegmentMessage{Type: "track", MessageID: MessageID(tenantID, ev.EventID), Event: name, Timestamp: ev.Timestamp}
-	if ok, reason := source.Identify(&t, s, props["rcpt_meta"], "rcpt_meta", ev.Recipient, "rcpt_to"); !ok {
+	if ok, reason := source.Identify(&t, s, source.ObjectField(props, "rcpt_meta"), "rcpt_meta", ev.Recipient, "rcpt_to"); !ok {
 		return delivery.SegmentMessage{}, source.OutcomeSkipped, reason
 	}
 	t.Context = buildContext(ev.Type, strings.TrimSpace(ev.Recipient), props)
@@ -129,7 +129,7 @@ func buildContext(typ, email string, props map[string]any) map[string]any {
 	if ua := source.StringField(props, "user_agent"); strings.TrimSpace(ua) != "" {
 		ctx["userAgent"] = ua
 	}
-	if loc := location(props["geo_ip"]); len(loc) > 0 {
+	if loc := location(source.ObjectField(props, "geo_ip")); len(loc) > 0 {
 		ctx["location"] = loc
 	}
 	return ctx
@@ -138,9 +138,8 @@ func buildContext(typ, email string, props map[string]any) map[string]any {
 // location maps SparkPost's geo_ip to Segment's context.location. Segment's spec has city,
 // country, region, latitude and longitude (numbers) but no postal code, so zip/postal_code stay
 // in properties.geo_ip only. Older payloads send latitude as a string; it is converted.
-func location(geo any) map[string]any {
-	g, ok := geo.(map[string]any)
-	if !ok {
+func location(g map[string]any) map[string]any {
+	if g == nil {
 		return nil
 	}
 	loc := make(map[string]any, 5)

@@ -225,6 +225,7 @@ func TestMapProperties(t *testing.T) {
 	for _, tt := range tests {
 		ev := ParseEvent(elems[tt.idx])
 		tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
+		sourcetest.AsSent(t, &tr)
 		if out != source.OutcomeSend {
 			t.Fatalf("element %d: %v %s", tt.idx, out, reason)
 		}
@@ -264,6 +265,7 @@ func TestMapProperties(t *testing.T) {
 func TestMapLinkIDPrefersLinkName(t *testing.T) {
 	ev := event(t, "track_event", `{"type":"amp_click","event_id":"1","rcpt_to":"a@x.io","link_name":"Buy","target_link_name":"CTA","target_link_url":"https://x.io"}`)
 	tr, _, _ := Map("t", ev, domain.SourceSettings{})
+	sourcetest.AsSent(t, &tr)
 	if tr.Properties["link_id"] != "Buy" || tr.Properties["link_url"] != "https://x.io" {
 		t.Errorf("link_id %v link_url %v", tr.Properties["link_id"], tr.Properties["link_url"])
 	}
@@ -272,6 +274,7 @@ func TestMapLinkIDPrefersLinkName(t *testing.T) {
 func TestMapNumericCampaignIsSpecString(t *testing.T) {
 	ev := event(t, "message_event", `{"type":"delivery","event_id":"1","rcpt_to":"a@x.io","campaign_id":2024,"message_id":77}`)
 	tr, _, _ := Map("t", ev, domain.SourceSettings{})
+	sourcetest.AsSent(t, &tr)
 	if tr.Properties["campaign_id"] != "2024" || tr.Properties["campaign_name"] != "2024" || tr.Properties["email_id"] != "77" {
 		t.Errorf("campaign_id %#v campaign_name %#v email_id %#v", tr.Properties["campaign_id"], tr.Properties["campaign_name"], tr.Properties["email_id"])
 	}
@@ -307,6 +310,7 @@ func TestMapContextAndTimestamp(t *testing.T) {
 	// A delivery's ip_address is the receiving MTA's: it must not become the user's ip.
 	ev := event(t, "message_event", `{"type":"delivery","event_id":"1","rcpt_to":"a@x.io","ip_address":"74.125.28.27","user_agent":"x","geo_ip":{"country":"US"}}`)
 	tr, _, _ := Map("t", ev, domain.SourceSettings{})
+	sourcetest.AsSent(t, &tr)
 	for _, k := range []string{"ip", "userAgent", "location"} {
 		if v, ok := tr.Context[k]; ok {
 			t.Errorf("delivery context[%s] = %v, want absent", k, v)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/source"
+	"github.com/switchboard-hub/switchboard/internal/source/sourcetest"
 )
 
 // samplesDir holds public SparkPost payloads shared by the team; it is not part of the repo,
@@ -93,6 +94,7 @@ func TestSampleOpenContext(t *testing.T) {
 	}
 	ev := ParseEvent(elems[1])
 	tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
+	sourcetest.AsSent(t, &tr)
 	if ev.Type != "open" || out != source.OutcomeSend {
 		t.Fatalf("%s: %v %s", ev.Type, out, reason)
 	}
