@@ -2,7 +2,6 @@ package sendgrid
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/switchboard-hub/switchboard/internal/source"
 )
@@ -32,15 +31,14 @@ func ParseEvent(elem json.RawMessage) (ev source.Event) {
 
 // parseInto fills ev from the element e and returns what is odd about it.
 func parseInto(ev *source.Event, e []byte) []string {
-	if !json.Valid(e) {
-		return []string{"element is not valid JSON"}
+	if problem := source.NotAnObject(e); problem != "" {
+		return []string{problem}
 	}
-	if source.Kind(e) != '{' {
-		return []string{fmt.Sprintf("element is a JSON %s, not an object", source.KindName(e))}
+	var f source.Fields
+	if !f.Read(e, field) {
+		return []string{source.InvalidElement}
 	}
 	ev.Body = e
-	var f source.Fields
-	f.Read(e, field)
 	problems := f.Fill(ev, "event")
 	ev.CampaignID = source.FirstText(f.CampaignID) // category: a string or an array; the first is the campaign
 	ev.Wrapper = wrapper(ev.Type)

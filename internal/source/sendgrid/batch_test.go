@@ -322,3 +322,13 @@ func TestParseEventNeverPanics(t *testing.T) {
 		}
 	}
 }
+
+// An element no Split validated (ParseEvent is public) still parses to an error and a hash id.
+func TestParseEventNeverFailsOnGarbage(t *testing.T) {
+	for _, in := range []string{"", "{", `{"event":`, "\xff\xfe", `{"event" "open"}`, `{"event":"open",}`, `{"event":"open"} x`} {
+		ev := ParseEvent(json.RawMessage(in))
+		if ev.ParseError == "" || !strings.HasPrefix(ev.EventID, "h-") {
+			t.Errorf("ParseEvent(%q) = ParseError %q, EventID %q; want an error and a hash id", in, ev.ParseError, ev.EventID)
+		}
+	}
+}

@@ -103,7 +103,9 @@ func parseInto(ev *source.Event, e []byte) (problems []string) {
 	}
 	ev.Body = inner
 	var f source.Fields
-	f.Read(inner, field)
+	if !f.Read(inner, field) {
+		return append(problems, source.InvalidElement)
+	}
 	return append(problems, f.Fill(ev, "type")...)
 }
 
@@ -111,13 +113,8 @@ func parseInto(ev *source.Event, e []byte) (problems []string) {
 // names what is odd about it. inner is nil when there is nothing to parse; with several
 // wrappers the first in document order is used, so the choice is stable.
 func unwrap(e []byte) (wrapper string, inner []byte, problem string) {
-	// e is an element of a body Split validated, so it is not validated again here (that was a
-	// fifth of the processor's parse cost); a walk that cannot read it to its end still says so.
-	if k := source.Kind(e); k != '{' {
-		if k == 0 || !json.Valid(e) {
-			return "", nil, "element is not valid JSON"
-		}
-		return "", nil, fmt.Sprintf("element is a JSON %s, not an object", source.KindName(e))
+	if problem := source.NotAnObject(e); problem != "" {
+		return "", nil, problem
 	}
 	var msys []byte
 	if !source.EachMember(e, func(key, val []byte) bool {
@@ -126,7 +123,7 @@ func unwrap(e []byte) (wrapper string, inner []byte, problem string) {
 		}
 		return true
 	}) {
-		return "", nil, "element is not valid JSON"
+		return "", nil, source.InvalidElement
 	}
 	if msys == nil || string(msys) == "null" {
 		return "", nil, `element has no "msys"`

@@ -231,7 +231,8 @@ func TestParseEventOddElements(t *testing.T) {
 }
 
 func TestParseEventNeverFailsOnGarbage(t *testing.T) {
-	for _, in := range []string{"", "{", `{"msys":`, "\xff\xfe", `{"msys":{"m":{"type":"delivery","timestamp":"1"`} {
+	for _, in := range []string{"", "{", `{"msys":`, "\xff\xfe", `{"msys":{"m":{"type":"delivery","timestamp":"1"`,
+		`{"msys":{"m":{"type" "delivery"}}}`, `{"msys":{"m":{"type":"delivery",}}}`, `{"msys":{"m":{}} x}`} {
 		ev := ParseEvent(json.RawMessage(in))
 		if ev.ParseError == "" || !strings.HasPrefix(ev.EventID, "h-") {
 			t.Errorf("ParseEvent(%q) = ParseError %q, EventID %q; want an error and a hash id", in, ev.ParseError, ev.EventID)
