@@ -330,5 +330,8 @@ func TestParseEventNeverFailsOnGarbage(t *testing.T) {
 		if ev.ParseError == "" || !strings.HasPrefix(ev.EventID, "h-") {
 			t.Errorf("ParseEvent(%q) = ParseError %q, EventID %q; want an error and a hash id", in, ev.ParseError, ev.EventID)
 		}
+		if string(ev.Body) != in {
+			t.Errorf("ParseEvent(%q).Body = %q, want the whole element", in, ev.Body)
+		}
 	}
 }

@@ -101,11 +101,11 @@ func parseInto(ev *source.Event, e []byte) (problems []string) {
 	if source.Kind(inner) != '{' {
 		return append(problems, fmt.Sprintf("%q is a JSON %s, not an object", wrapper, source.KindName(inner)))
 	}
-	ev.Body = inner
 	var f source.Fields
 	if !f.Read(inner, field) {
-		return append(problems, source.InvalidElement)
+		return append(problems, source.InvalidElement) // stored whole, as it cannot be read
 	}
+	ev.Body = inner
 	return append(problems, f.Fill(ev, "type")...)
 }
 

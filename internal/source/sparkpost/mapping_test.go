@@ -225,10 +225,10 @@ func TestMapProperties(t *testing.T) {
 	for _, tt := range tests {
 		ev := ParseEvent(elems[tt.idx])
 		tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
-		sourcetest.AsSent(t, &tr)
 		if out != source.OutcomeSend {
 			t.Fatalf("element %d: %v %s", tt.idx, out, reason)
 		}
+		sourcetest.AsSent(t, &tr)
 		for k, v := range tt.want {
 			if !reflect.DeepEqual(tr.Properties[k], v) {
 				t.Errorf("element %d: properties[%s] = %#v, want %#v", tt.idx, k, tr.Properties[k], v)

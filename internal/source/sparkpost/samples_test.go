@@ -94,10 +94,10 @@ func TestSampleOpenContext(t *testing.T) {
 	}
 	ev := ParseEvent(elems[1])
 	tr, out, reason := Map("ten_1", ev, domain.SourceSettings{})
-	sourcetest.AsSent(t, &tr)
 	if ev.Type != "open" || out != source.OutcomeSend {
 		t.Fatalf("%s: %v %s", ev.Type, out, reason)
 	}
+	sourcetest.AsSent(t, &tr)
 	loc, _ := tr.Context["location"].(map[string]any)
 	if tr.Context["ip"] != "66.102.6.159" || loc["city"] != "Mountain View" || loc["latitude"] != 37.4192 {
 		t.Errorf("context %v", tr.Context)
