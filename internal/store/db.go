@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 )
@@ -65,6 +65,17 @@ const writerPragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pra
 // more than the file.
 const readerPragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(ON)&_pragma=query_only(1)&_pragma=mmap_size(1073741824)"
 
+// syncDataOnly makes SQLite commit with fdatasync(2) instead of fsync(2), process-wide, as
+// SQLite's own builds for Linux do (the transpiled library keeps the source default). Both wait
+// until the WAL's frames, and the file size needed to read them back, are on stable storage, so
+// a commit is as durable either way; fdatasync does not also wait for the timestamp update that
+// ext4 writes through its journal. Measured with the load harness's 64 single-message clients,
+// three pairs in one run: 5,921 / 6,390 / 3,497 → 6,623 / 6,438 / 5,117 messages/s, p99 ack
+// lower in each. Where fdatasync is not available (macOS, Windows) SQLite keeps its own sync.
+func syncDataOnly() {
+	sqlite.Fdatasync(true) // the only error is ErrFdatasyncUnavailable: the default stays
+}
+
 // Open opens (creating if needed) the SQLite database at path, applies the embedded migrations
 // and starts the group committer. It refuses a database whose schema is newer than this binary.
 func Open(ctx context.Context, path string) (*DB, error) {
@@ -82,6 +93,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("store: create directory: %w", err)
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
+	syncDataOnly()
 	writer, err := sql.Open("sqlite", dsn+"?"+writerPragmas)
 	if err != nil {
 		return nil, fmt.Errorf("store: open writer: %w", err)

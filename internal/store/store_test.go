@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+
+	"modernc.org/sqlite"
 
 	"github.com/switchboard-hub/switchboard/internal/domain"
 	"github.com/switchboard-hub/switchboard/internal/store"
@@ -23,6 +26,21 @@ func MustOpenDB(tb testing.TB) *store.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// TestOpenCommitsWithFdatasync: Open switches SQLite's commits to fdatasync where the platform
+// has it (see syncDataOnly), whatever the process had set before.
+func TestOpenCommitsWithFdatasync(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fdatasync is switched on Linux; elsewhere SQLite keeps its own sync")
+	}
+	if _, err := sqlite.Fdatasync(false); err != nil {
+		t.Fatal(err)
+	}
+	MustOpenDB(t)
+	if !sqlite.FdatasyncEnabled() {
+		t.Fatal("after Open, SQLite still commits with fsync")
+	}
 }
 
 func TestOpenMigratesFromZeroAndReopens(t *testing.T) {
