@@ -49,7 +49,8 @@ type DB struct {
 func (db *DB) Now() time.Time { return db.Clock() }
 
 // writerPragmas: busy_timeout first so that every later pragma already waits instead of
-// failing on a locked file; synchronous(FULL) because a 200 promises durability. A 64 MiB cache
+// failing on a locked file; synchronous(FULL) because a 200 promises durability (and because the
+// writer's VFS, walvfs.go, writes its gathered WAL frames at the commit's sync). A 64 MiB cache
 // keeps a 1,000-event transaction from spilling pages to disk before its commit. Pages stay at
 // SQLite's 4 KiB (a page_size(16384) that stood here never took effect: journal_mode(WAL) had
 // fixed the size first): an event's index entries land on pages all over the indexes, every
@@ -94,7 +95,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath()
 	syncDataOnly()
-	writer, err := sql.Open("sqlite", dsn+"?"+writerPragmas)
+	if err := registerWALVFS(); err != nil {
+		return nil, err
+	}
+	writer, err := sql.Open("sqlite", dsn+"?vfs="+walVFSName+"&"+writerPragmas)
 	if err != nil {
 		return nil, fmt.Errorf("store: open writer: %w", err)
 	}
