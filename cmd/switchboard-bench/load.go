@@ -432,6 +432,9 @@ func endToEnd(ctx context.Context, bin, dir, name string, phase time.Duration, n
 	got := fake.UniqueCount()
 	res.Sent, res.Lost = int(events), int(events)-got
 	res.Rate = float64(got) / elapsed.Seconds()
+	if reqs, bytes := fake.Accepted(); reqs > 0 {
+		res.RequestsPerS, res.MessagesPerRequest, res.KBPerRequest = float64(reqs)/elapsed.Seconds(), float64(got)/float64(reqs), float64(bytes)/float64(reqs)/1000
+	}
 	res.CPUus = perEvent(p.CPUSeconds()-cpu, int64(got))
 	res.RSS = p.PeakRSSMiB()
 	if fi, err := os.Stat(filepath.Join(dir, name, "switchboard.db-wal")); err == nil {
@@ -448,4 +451,6 @@ type e2eResult struct {
 	CPUus      float64
 	RSS        float64
 	WALMiB     float64
+	// What the fake Segment took: requests/s over the phase and its drain, and how full they were.
+	RequestsPerS, MessagesPerRequest, KBPerRequest float64
 }

@@ -55,6 +55,9 @@ type Report struct {
 	EndToEndOneSent     int     `json:"end_to_end_one_tenant_events"`
 	EndToEndOneLost     int     `json:"end_to_end_one_tenant_lost"`
 	EndToEndOneCPUus    float64 `json:"end_to_end_one_tenant_cpu_us_per_event"`
+	EndToEndOneReqPerS  float64 `json:"end_to_end_one_tenant_requests_per_s"`
+	EndToEndOneMsgPerRq float64 `json:"end_to_end_one_tenant_messages_per_request"`
+	EndToEndOneKBPerRq  float64 `json:"end_to_end_one_tenant_kb_per_request"`
 	SegmentSingle       float64 `json:"segment_single_messages_per_s"`
 	SegmentP99          float64 `json:"segment_single_ack_p99_ms"`
 	SegmentSingleCPUus  float64 `json:"segment_single_cpu_us_per_message"`
@@ -131,6 +134,7 @@ func main() {
 	step(r, "end to end to a fake Segment, one tenant at the default 50 requests/s", func() error {
 		res, err := endToEnd(ctx, bin, dir, "e2e-one", *phase, 1, 0, -1)
 		r.EndToEndOne, r.EndToEndOneSent, r.EndToEndOneLost, r.EndToEndOneCPUus = res.Rate, res.Sent, res.Lost, res.CPUus
+		r.EndToEndOneReqPerS, r.EndToEndOneMsgPerRq, r.EndToEndOneKBPerRq = res.RequestsPerS, res.MessagesPerRequest, res.KBPerRequest
 		r.PeakRSSMiB = max(r.PeakRSSMiB, res.RSS)
 		return err
 	})
@@ -235,7 +239,8 @@ func print(r *Report) {
 	row("  database writer busy", r.SustainedWriterBusy*100, "% of the phase and drain")
 	row("SparkPost 100-event batches, 16 connections", r.Ingest100, fmt.Sprintf("events/s, sustained %s, %s µs CPU/event", num(r.Sustained100), num(r.Ingest100CPUus)))
 	row("end to end, 8 tenants", r.EndToEnd, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event", r.EndToEndSent, r.EndToEndLost, num(r.EndToEndCPUus)))
-	row("end to end, one tenant at 50 requests/s", r.EndToEndOne, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event", r.EndToEndOneSent, r.EndToEndOneLost, num(r.EndToEndOneCPUus)))
+	row("end to end, one tenant at 50 requests/s", r.EndToEndOne, fmt.Sprintf("events/s (%d events, %d lost), %s µs CPU/event; %.1f requests/s of %s messages, %s KB",
+		r.EndToEndOneSent, r.EndToEndOneLost, num(r.EndToEndOneCPUus), r.EndToEndOneReqPerS, num(r.EndToEndOneMsgPerRq), num(r.EndToEndOneKBPerRq)))
 	row("single Segment messages (64 clients)", r.SegmentSingle, fmt.Sprintf("messages/s, p99 %s ms, %s µs CPU/message", num(r.SegmentP99), num(r.SegmentSingleCPUus)))
 	row("Segment arrays of 100, 8 / 16 clients", r.SegmentArrays8, fmt.Sprintf("/ %s messages/s, %s µs CPU/message", num(r.SegmentArrays16), num(r.SegmentArraysCPUus)))
 	row("peak RSS", r.PeakRSSMiB, "MiB")

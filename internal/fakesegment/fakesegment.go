@@ -5,6 +5,7 @@ package fakesegment
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -31,7 +32,8 @@ type Server struct {
 	script   map[string][]Reply // per write key: replies to use before answering 200
 	messages map[string][]Message
 	requests map[string][]time.Time
-	seen     map[string]struct{} // every messageId, over all keys
+	seen     map[string]struct{}             // every messageId, over all keys
+	accepted struct{ requests, bytes int64 } // requests answered 200 and their body bytes
 	// Behave, when set, decides the reply for every request (after the script is used up).
 	behave func(writeKey string) Reply
 
@@ -113,7 +115,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Batch []Message `json:"batch"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+	counted := &countingReader{r: r.Body}
+	if err := json.NewDecoder(counted).Decode(&body); err != nil {
 		http.Error(w, `{"success": false, "error": "bad json"}`, http.StatusBadRequest)
 		return
 	}
@@ -129,6 +132,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
+	s.accepted.requests++
+	s.accepted.bytes += counted.n
 	for _, m := range body.Batch {
 		s.seen[m.MessageID] = struct{}{}
 	}
@@ -167,6 +172,26 @@ func (s *Server) Requests(writeKey string) []time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]time.Time(nil), s.requests[writeKey]...)
+}
+
+// Accepted returns how many requests were answered 200, over every write key, and how many
+// body bytes they carried.
+func (s *Server) Accepted() (requests, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accepted.requests, s.accepted.bytes
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // UniqueCount returns how many distinct messageIds arrived over every write key.
