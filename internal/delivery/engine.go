@@ -106,7 +106,11 @@ type Outbox interface {
 // NewEngine returns an engine; Start runs it.
 func NewEngine(db Outbox, sender Sender, opt Options, log *slog.Logger) *Engine {
 	if opt.Batch <= 0 {
-		opt.Batch = 1000
+		// A claim's last request waits for analytics-go's flush interval and the claim and its
+		// record for the writer, once per claim: 2,500 (six or seven full requests of 1 KB
+		// events) carry that wait over more events than 1,000 did (one tenant end to end,
+		// three pairs: 7,803 / 7,956 / 7,878 → 9,484 / 9,785 / 10,080 events/s).
+		opt.Batch = 2500
 	}
 	if opt.SendTimeout <= 0 {
 		opt.SendTimeout = 60 * time.Second
