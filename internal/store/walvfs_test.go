@@ -135,3 +135,57 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestWALSpilledAndRolledBack: a transaction too large for the writer's page cache writes
+// frames to the WAL before its commit; rolled back, they stay behind the valid frames (buffered
+// or written), and neither the next commits, a truncating checkpoint in between, nor a copy of
+// the files as they stand see them.
+func TestWALSpilledAndRolledBack(t *testing.T) {
+	db := openScratch(t)
+	ctx := context.Background()
+	if _, err := db.writer.Exec(`PRAGMA cache_size = 20`); err != nil { // pages: spills within a few rows
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.writer.Exec(`PRAGMA cache_size = -65536`) })
+	insertScratch(t, db, 0, 100, 500)
+	appends := walStats.appends.Load()
+	rollback := errors.New("rolled back")
+	err := db.Write(ctx, func(tx *sql.Tx) error {
+		for i := 0; i < 3000; i++ {
+			if _, err := tx.Exec(`INSERT INTO scratch (k, v) VALUES (?, zeroblob(2000))`, "rb"+sha256Hex([]byte{byte(i), byte(i >> 8)})); err != nil {
+				return err
+			}
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatalf("rolled-back write: %v", err)
+	}
+	if walStats.appends.Load()-appends < 100 {
+		t.Fatal("the rolled-back transaction did not spill to the WAL; the test needs a smaller cache")
+	}
+	insertScratch(t, db, 100, 200, 500)
+	if _, err := db.writer.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	insertScratch(t, db, 200, 300, 500)
+	dir := t.TempDir()
+	copyFile(t, db.path+"-wal", filepath.Join(dir, "copy.db-wal"))
+	copyFile(t, db.path, filepath.Join(dir, "copy.db"))
+	c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "copy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var n int
+	var ok string
+	if err := c.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&n); err != nil || n != 300 {
+		t.Fatalf("the files as they stand hold %d rows (%v), want 300", n, err)
+	}
+	if err := c.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity check of the copy: %q %v", ok, err)
+	}
+	if err := db.reader.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&n); err != nil || n != 300 {
+		t.Fatalf("a reader counts %d rows (%v), want 300", n, err)
+	}
+}
