@@ -67,45 +67,57 @@ func TestWALWritesAreGathered(t *testing.T) {
 // buffer, and one rolled back, are among them.
 func TestWALCommitIsOnFileWhenAcknowledged(t *testing.T) {
 	db := openScratch(t)
-	ctx := context.Background()
 	n := 0
 	for round, size := range []int{100, 4000, 300, 20000, 50} {
-		insertScratch(t, db, n, n+150, size) // 20,000 × 150: 3 MB, beyond the 1 MiB buffer
+		insertScratch(t, db, n, n+150, size) // 20,000 × 150: 3 MB, many times the 128 KiB buffer
 		n += 150
 		if round == 2 {
-			rollback := errors.New("rolled back")
-			err := db.Write(ctx, func(tx *sql.Tx) error {
-				for i := 0; i < 2000; i++ {
-					if _, err := tx.Exec(`INSERT INTO scratch (k, v) VALUES (?, zeroblob(3000))`, "rb"+sha256Hex([]byte{byte(i), byte(i >> 8)})); err != nil {
-						return err
-					}
-				}
-				return rollback
-			})
-			if !errors.Is(err, rollback) {
-				t.Fatalf("rolled-back write: %v", err)
+			rollBack(t, db, 2000, 3000)
+		}
+		checkCommitted(t, db, n)
+	}
+}
+
+// rollBack runs a write of rows rows of size bytes each that fails, so SQLite rolls it back.
+func rollBack(t *testing.T, db *DB, rows, size int) {
+	t.Helper()
+	rollback := errors.New("rolled back")
+	err := db.Write(context.Background(), func(tx *sql.Tx) error {
+		for i := 0; i < rows; i++ {
+			if _, err := tx.Exec(`INSERT INTO scratch (k, v) VALUES (?, zeroblob(?))`, "rb"+sha256Hex([]byte{byte(i), byte(i >> 8)}), size); err != nil {
+				return err
 			}
 		}
-		var got int
-		if err := db.reader.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&got); err != nil || got != n {
-			t.Fatalf("round %d: a reader counts %d rows (%v), want %d", round, got, err, n)
-		}
-		// The WAL first: frames a checkpoint copies into the database file meanwhile are in both.
-		dir := t.TempDir()
-		copyFile(t, db.path+"-wal", filepath.Join(dir, "copy.db-wal"))
-		copyFile(t, db.path, filepath.Join(dir, "copy.db"))
-		c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "copy.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ok string
-		if err := c.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&got); err != nil || got != n {
-			t.Fatalf("round %d: the files as they stand hold %d rows (%v), want %d", round, got, err, n)
-		}
-		if err := c.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-			t.Fatalf("round %d: integrity check of the copy: %q %v", round, ok, err)
-		}
-		c.Close()
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatalf("rolled-back write: %v", err)
+	}
+}
+
+// checkCommitted checks that a reader counts want rows, and that a copy of the files as they
+// stand (what a crash at this moment leaves) holds want rows and passes the integrity check.
+func checkCommitted(t *testing.T, db *DB, want int) {
+	t.Helper()
+	var got int
+	if err := db.reader.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&got); err != nil || got != want {
+		t.Fatalf("a reader counts %d rows (%v), want %d", got, err, want)
+	}
+	// The WAL first: frames a checkpoint copies into the database file meanwhile are in both.
+	dir := t.TempDir()
+	copyFile(t, db.path+"-wal", filepath.Join(dir, "copy.db-wal"))
+	copyFile(t, db.path, filepath.Join(dir, "copy.db"))
+	c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "copy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ok string
+	if err := c.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&got); err != nil || got != want {
+		t.Fatalf("the files as they stand hold %d rows (%v), want %d", got, err, want)
+	}
+	if err := c.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity check of the copy: %q %v", ok, err)
 	}
 }
 
@@ -142,25 +154,13 @@ func copyFile(t *testing.T, from, to string) {
 // the files as they stand see them.
 func TestWALSpilledAndRolledBack(t *testing.T) {
 	db := openScratch(t)
-	ctx := context.Background()
 	if _, err := db.writer.Exec(`PRAGMA cache_size = 20`); err != nil { // pages: spills within a few rows
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.writer.Exec(`PRAGMA cache_size = -65536`) })
 	insertScratch(t, db, 0, 100, 500)
 	appends := walStats.appends.Load()
-	rollback := errors.New("rolled back")
-	err := db.Write(ctx, func(tx *sql.Tx) error {
-		for i := 0; i < 3000; i++ {
-			if _, err := tx.Exec(`INSERT INTO scratch (k, v) VALUES (?, zeroblob(2000))`, "rb"+sha256Hex([]byte{byte(i), byte(i >> 8)})); err != nil {
-				return err
-			}
-		}
-		return rollback
-	})
-	if !errors.Is(err, rollback) {
-		t.Fatalf("rolled-back write: %v", err)
-	}
+	rollBack(t, db, 3000, 2000)
 	if walStats.appends.Load()-appends < 100 {
 		t.Fatal("the rolled-back transaction did not spill to the WAL; the test needs a smaller cache")
 	}
@@ -169,23 +169,5 @@ func TestWALSpilledAndRolledBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	insertScratch(t, db, 200, 300, 500)
-	dir := t.TempDir()
-	copyFile(t, db.path+"-wal", filepath.Join(dir, "copy.db-wal"))
-	copyFile(t, db.path, filepath.Join(dir, "copy.db"))
-	c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "copy.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var n int
-	var ok string
-	if err := c.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&n); err != nil || n != 300 {
-		t.Fatalf("the files as they stand hold %d rows (%v), want 300", n, err)
-	}
-	if err := c.QueryRow(`PRAGMA integrity_check`).Scan(&ok); err != nil || ok != "ok" {
-		t.Fatalf("integrity check of the copy: %q %v", ok, err)
-	}
-	if err := db.reader.QueryRow(`SELECT COUNT(*) FROM scratch`).Scan(&n); err != nil || n != 300 {
-		t.Fatalf("a reader counts %d rows (%v), want 300", n, err)
-	}
+	checkCommitted(t, db, 300)
 }
